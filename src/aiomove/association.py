@@ -1,0 +1,388 @@
+"""An established association: DIMSE messages in and out over a `Link`, and `connect()`.
+
+The same `Association` class serves both roles; `connect()` makes a requestor one and
+`aiomove.server` an acceptor one. Sending fragments to the peer's maximum PDU length
+(PS3.8 D.1); receiving hands data sets on as a stream of chunks, never whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from aiomove.errors import (
+    AcseTimeout,
+    AssociationAborted,
+    AssociationRejected,
+    ConnectError,
+    ConnectTimeout,
+    DimseTimeout,
+    RemoteProtocolError,
+)
+from aiomove.log import get_logger
+from aiomove.proto import uids
+from aiomove.proto.connection import DEFAULT_MAX_PDU_LENGTH, Connection, Role
+from aiomove.proto.dimse import CEchoRQ, CEchoRSP, DimseMessage, encode_command
+from aiomove.proto.events import (
+    Aborted,
+    AssociationAccepted,
+    PDataReceived,
+    ReleaseConfirmed,
+    ReleaseRequested,
+)
+from aiomove.proto.events import (
+    AssociationRejected as RejectedEvent,
+)
+from aiomove.proto.fsm import State
+from aiomove.proto.negotiation import (
+    AcceptedContext,
+    accepted_contexts,
+    build_contexts,
+    find_context,
+)
+from aiomove.proto.pdata import CommandReceived, DataReceived, DimseAssembler, fragment
+from aiomove.proto.pdu import (
+    AAssociateAC,
+    AAssociateRQ,
+    ImplementationClassUID,
+    ImplementationVersionName,
+    MaximumLength,
+    RoleSelection,
+    UserItem,
+)
+from aiomove.proto.status import Status
+from aiomove.transport import Link
+
+log = get_logger("aiomove.association")
+
+#: The uncompressed transfer syntaxes every DICOM implementation understands.
+UNCOMPRESSED = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_BE)
+
+_assoc_ids = itertools.count(1)
+
+DimseEvent = CommandReceived | DataReceived
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A remote application entity: where it listens and its AE title."""
+
+    host: str
+    port: int
+    ae_title: str = "ANY-SCP"
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds, None = wait forever. DCMTK's `-to`, `-ta` and `-td`.
+
+    `acse` also bounds the PS3.8 ARTIM timer (waiting for A-ASSOCIATE-RQ, for the peer to close).
+    """
+
+    connect: float | None = 30.0
+    acse: float = 30.0
+    dimse: float | None = None
+
+
+def local_user_items(
+    max_pdu_length: int, roles: Sequence[RoleSelection] = ()
+) -> tuple[UserItem, ...]:
+    """The user-information sub-items aiomove sends in A-ASSOCIATE-RQ and -AC (PS3.7 D.3.3)."""
+    return (
+        MaximumLength(max_pdu_length),
+        ImplementationClassUID(uids.IMPLEMENTATION_CLASS_UID),
+        *roles,
+        ImplementationVersionName(uids.IMPLEMENTATION_VERSION_NAME),
+    )
+
+
+class Association:
+    """One established association, either role. Not safe for two concurrent receivers."""
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        request: AAssociateRQ,
+        accept: AAssociateAC,
+        contexts: tuple[AcceptedContext, ...],
+        timeouts: Timeouts,
+        peer: str,
+    ) -> None:
+        self.link = link
+        self.request = request
+        self.accept = accept
+        self.contexts = contexts
+        self.timeouts = timeouts
+        self.peer = peer
+        self.id = next(_assoc_ids)
+        self._assembler = DimseAssembler()
+        self._pending: deque[DimseEvent] = deque()
+        self._message_ids = itertools.count(1)
+        self._send_lock = anyio.Lock()
+        self.log = log.bind(assoc_id=self.id, peer=peer)
+
+    # --- identity ------------------------------------------------------------------------
+
+    @property
+    def is_requestor(self) -> bool:
+        return self.link.conn.role is Role.REQUESTOR
+
+    @property
+    def local_ae_title(self) -> str:
+        rq = self.request
+        return rq.calling_ae_title if self.is_requestor else rq.called_ae_title
+
+    @property
+    def peer_ae_title(self) -> str:
+        rq = self.request
+        return rq.called_ae_title if self.is_requestor else rq.calling_ae_title
+
+    @property
+    def is_established(self) -> bool:
+        return self.link.conn.state is State.STA6 and not self.link.closed
+
+    def next_message_id(self) -> int:
+        """PS3.7 §9.1.1.1.1: unique among outstanding messages; 1..65535, wrapping."""
+        return (next(self._message_ids) - 1) % 0xFFFF + 1
+
+    def context_for(
+        self, abstract_syntax: str, transfer_syntax: str | None = None
+    ) -> AcceptedContext:
+        return find_context(self.contexts, abstract_syntax, transfer_syntax)
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def send(
+        self, message: DimseMessage, context_id: int, dataset: bytes | memoryview | None = None
+    ) -> None:
+        """Send a command set and, if given, its data set, fragmented to the peer's limit."""
+        max_len = self.link.conn.peer_max_pdu_length
+        conn = self.link.conn
+        async with self._send_lock:
+            for pdv in fragment(
+                context_id, encode_command(message), is_command=True, max_pdu_length=max_len
+            ):
+                conn.send_pdv(pdv.context_id, True, pdv.is_last, pdv.data, self.link.now())
+            await self.link.flush()
+            if dataset is not None:
+                for pdv in fragment(context_id, dataset, is_command=False, max_pdu_length=max_len):
+                    conn.send_pdv(pdv.context_id, False, pdv.is_last, pdv.data, self.link.now())
+                    await self.link.flush()
+
+    # --- receiving -----------------------------------------------------------------------
+
+    async def receive(self, timeout: float | None = None) -> DimseEvent | None:
+        """The next DIMSE-level event: a whole command set, or one chunk of a data set.
+
+        Returns None when the peer released the association (answered here, as PS3.8 asks).
+        Raises `AssociationAborted` when the peer aborted or the connection dropped, and
+        `DimseTimeout` when nothing arrives within `timeout` (default: the DIMSE timeout).
+        """
+        if timeout is None:
+            timeout = self.timeouts.dimse
+        while not self._pending:
+            event = await self.link.next_event(timeout, DimseTimeout)
+            if isinstance(event, PDataReceived):
+                await self._feed(event)
+            elif isinstance(event, ReleaseRequested):
+                self.link.conn.release_response(self.link.now())
+                await self.link.flush()
+                self.log.debug("association.released_by_peer")
+                return None
+            elif isinstance(event, Aborted):
+                raise _aborted(event)
+            else:
+                await self.abort()
+                raise RemoteProtocolError(f"unexpected {type(event).__name__} during data transfer")
+        return self._pending.popleft()
+
+    async def _feed(self, event: PDataReceived) -> None:
+        try:
+            for pdv in event.pdvs:
+                self._pending.extend(self._assembler.feed(pdv))
+        except RemoteProtocolError as exc:
+            self.log.warning("association.dimse_protocol_error", error=str(exc))
+            await self.abort()
+            raise
+
+    async def receive_command(self, timeout: float | None = None) -> CommandReceived | None:
+        """The next command set; data set chunks still queued are an error here."""
+        event = await self.receive(timeout)
+        if event is None or isinstance(event, CommandReceived):
+            return event
+        await self.abort()
+        raise RemoteProtocolError("data set fragment where a command set was expected")
+
+    async def iter_dataset(self, timeout: float | None = None) -> AsyncIterator[memoryview | bytes]:
+        """Yield the chunks of the data set that follows the last command, until its last one."""
+        while True:
+            event = await self.receive(timeout)
+            if not isinstance(event, DataReceived):
+                await self.abort()
+                raise RemoteProtocolError("expected a data set fragment")
+            yield event.data
+            if event.is_last:
+                return
+
+    async def read_dataset(self, limit: int = 1 << 24, timeout: float | None = None) -> bytes:
+        """A whole (small) data set in memory, e.g. a C-FIND identifier; bounded by `limit`."""
+        buf = bytearray()
+        async for chunk in self.iter_dataset(timeout):
+            buf += chunk
+            if len(buf) > limit:
+                await self.abort()
+                raise RemoteProtocolError(f"data set larger than {limit} bytes")
+        return bytes(buf)
+
+    # --- services ------------------------------------------------------------------------
+
+    async def echo(self, timeout: float | None = None) -> Status:
+        """C-ECHO (PS3.7 §9.1.5): the peer's status for a Verification request."""
+        ctx = self.context_for(uids.VERIFICATION)
+        message_id = self.next_message_id()
+        await self.send(CEchoRQ(message_id=message_id), ctx.context_id)
+        while True:
+            got = await self.receive_command(timeout)
+            if got is None:
+                raise AssociationAborted("peer released the association during C-ECHO")
+            rsp = got.message
+            if isinstance(rsp, CEchoRSP) and rsp.message_id_being_responded_to == message_id:
+                return Status(rsp.status)
+            self.log.warning("c_echo.unexpected_message", message=type(rsp).__name__)
+
+    # --- ending --------------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """A-RELEASE (PS3.8 §7.2), handling a release collision; A-ABORT if the peer stalls."""
+        conn = self.link.conn
+        if self.link.closed:
+            return
+        conn.release(self.link.now())
+        await self.link.flush()
+        try:
+            while not self.link.closed:
+                event = await self.link.next_event(self.timeouts.acse, AcseTimeout)
+                if isinstance(event, ReleaseRequested) and conn.state is State.STA9:
+                    conn.release_response(self.link.now())  # AR-9: requestor answers first
+                elif isinstance(event, ReleaseConfirmed) and conn.state is State.STA12:
+                    conn.release_response(self.link.now())  # AR-4 after the collision
+                elif isinstance(event, Aborted):
+                    raise _aborted(event)
+                elif isinstance(event, ReleaseConfirmed):
+                    pass
+                # P-DATA while awaiting A-RELEASE-RP (AR-6) is dropped: nobody waits for it.
+                await self.link.flush()
+        except AcseTimeout:
+            self.log.warning("association.release_timeout")
+            await self.abort()
+            raise
+        except AssociationAborted:
+            if conn.state is not State.STA1:
+                raise
+        self.log.debug("association.released")
+
+    async def abort(self) -> None:
+        """A-ABORT (service-user source) and close, bounded and shielded from cancellation."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.timeouts.acse):
+            conn = self.link.conn
+            if not self.link.closed and conn.state not in (State.STA1, State.STA13):
+                conn.abort(self.link.now())
+                # the peer may be gone already; we are closing anyway
+                with contextlib.suppress(Exception):
+                    await self.link.flush()
+            await self.link.close()
+        self.log.debug("association.aborted_locally")
+
+
+def _aborted(event: Aborted) -> AssociationAborted:
+    who = "peer" if event.by_peer else "provider"
+    detail = f": {event.detail}" if event.detail else ""
+    return AssociationAborted(
+        f"association aborted by {who} (source {event.source}, reason {event.reason}){detail}",
+        source=event.source,
+        reason=event.reason,
+    )
+
+
+@asynccontextmanager
+async def connect(
+    peer: Peer,
+    *,
+    ae_title: str = "AIOMOVE",
+    contexts: Sequence[tuple[str, Sequence[str]]] = ((uids.VERIFICATION, UNCOMPRESSED),),
+    roles: Sequence[RoleSelection] = (),
+    max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
+    timeouts: Timeouts = Timeouts(),
+    local_host: str | None = None,
+) -> AsyncIterator[Association]:
+    """Open an association to `peer` (IPv4 or IPv6), release it on exit, abort it on error.
+
+    `contexts` are proposed in order with odd context IDs (PS3.8 §9.3.2.2).
+    """
+    rq = AAssociateRQ(
+        called_ae_title=peer.ae_title,
+        calling_ae_title=ae_title,
+        presentation_contexts=build_contexts(contexts),
+        user_information=local_user_items(max_pdu_length, roles),
+    )
+    conn = Connection(Role.REQUESTOR, max_pdu_length=max_pdu_length, artim_timeout=timeouts.acse)
+    conn.request_association(rq, anyio.current_time())
+    try:
+        with anyio.fail_after(timeouts.connect):
+            stream = await anyio.connect_tcp(peer.host, peer.port, local_host=local_host)
+    except TimeoutError as exc:
+        raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {peer}: {exc.strerror or exc}") from exc
+    link = Link(stream, conn)
+    try:
+        conn.transport_connected(link.now())
+        await link.flush()
+        event = await link.next_event(timeouts.acse, AcseTimeout)
+    except BaseException:
+        await link.close()
+        raise
+    if isinstance(event, RejectedEvent):
+        await link.close()
+        rj = event.rj
+        raise AssociationRejected(rj.result, rj.source, rj.reason)
+    if not isinstance(event, AssociationAccepted):
+        await link.close()
+        if isinstance(event, Aborted):
+            raise _aborted(event)
+        raise RemoteProtocolError(f"unexpected {type(event).__name__} instead of A-ASSOCIATE-AC")
+    try:
+        accepted = accepted_contexts(
+            rq.presentation_contexts,
+            event.ac.presentation_contexts,
+            tuple(item for item in event.ac.user_information if isinstance(item, RoleSelection)),
+        )
+    except RemoteProtocolError:
+        conn.abort(link.now())
+        await link.flush()
+        await link.close()
+        raise
+    assoc = Association(
+        link, request=rq, accept=event.ac, contexts=accepted, timeouts=timeouts, peer=str(peer)
+    )
+    assoc.log.debug("association.accepted", contexts=len(accepted))
+    try:
+        yield assoc
+    except BaseException:
+        await assoc.abort()
+        raise
+    else:
+        with anyio.CancelScope(shield=True):
+            await assoc.release()
+    finally:
+        await link.close()

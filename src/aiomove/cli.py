@@ -1,0 +1,248 @@
+"""The `aiomove` command line (typer). A thin layer over the library.
+
+Options follow DCMTK's tools (`-aet`, `-aec`, `-to`, `-ta`, `-td`, `-pdu`, ...) under both their
+short and long spellings, and exit codes follow DCMTK's tables; errors are mapped to exit codes
+in one place, `exit_code_for()`, and reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Annotated, NoReturn
+
+import anyio
+import typer
+
+from aiomove import __version__
+from aiomove.association import Peer, Timeouts, connect
+from aiomove.errors import (
+    AcseTimeout,
+    AiomoveError,
+    AssociationAborted,
+    AssociationError,
+    AssociationRejected,
+    ConnectError,
+    ConnectTimeout,
+    DimseTimeout,
+    NoAcceptedContext,
+    ProtocolError,
+    TransportError,
+)
+from aiomove.log import LEVELS, configure, get_logger
+from aiomove.proto import uids
+
+# DCMTK exit codes (movescu/echoscu manuals, "EXIT CODES").
+EXIT_OK = 0
+EXIT_SYNTAX = 1
+EXIT_CANNOT_INITIALIZE_NETWORK = 60
+EXIT_CANNOT_NEGOTIATE_ASSOCIATION = 61
+EXIT_NO_PRESENTATION_CONTEXT = 66
+EXIT_CANNOT_CLOSE_ASSOCIATION = 67
+EXIT_DIMSE_FAILURE = 69
+EXIT_ASSOCIATION_ABORTED = 70  # echoscu's table
+
+log = get_logger("aiomove.cli")
+
+app = typer.Typer(
+    name="aiomove",
+    help="aiomove: an asyncio-native DICOM retrieve service (C-MOVE SCU + Storage SCP).",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The DCMTK exit code for an error (the single place where this mapping lives)."""
+    if isinstance(exc, NoAcceptedContext):
+        return EXIT_NO_PRESENTATION_CONTEXT
+    if isinstance(exc, AssociationRejected | ConnectError | ConnectTimeout | AcseTimeout):
+        return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
+    if isinstance(exc, AssociationAborted | DimseTimeout | TransportError | ProtocolError):
+        return EXIT_ASSOCIATION_ABORTED
+    if isinstance(exc, AssociationError):
+        return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
+    return EXIT_SYNTAX
+
+
+def fail(command: str, exc: BaseException) -> NoReturn:
+    """One line on stderr saying why, then DCMTK's exit code."""
+    code = exit_code_for(exc)
+    sys.stderr.write(f"aiomove {command}: error: {exc}\n")
+    raise typer.Exit(code)
+
+
+def version_text() -> str:
+    """`--version`: our version, the versions we run on, and compiled-in features."""
+    deps = ", ".join(
+        f"{name} {_dist_version(name)}" for name in ("pydicom", "anyio", "typer", "structlog")
+    )
+    return (
+        f"aiomove {__version__}\n"
+        f"  python {platform.python_version()}, {deps}\n"
+        "  features: IPv4, IPv6, C-ECHO SCU/SCP"
+    )
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def setup_logging(
+    quiet: bool, verbose: bool, debug: bool, log_level: str | None, json: bool
+) -> None:
+    """DCMTK's -q/-v/-d/-ll; the last one given on the command line is not tracked, the most
+    specific wins: -ll, then -d, then -v, then -q; default 'warn'."""
+    if log_level is not None:
+        level = log_level
+    elif debug:
+        level = "debug"
+    elif verbose:
+        level = "info"
+    elif quiet:
+        level = "fatal"
+    else:
+        level = "warn"
+    configure(level, json=json)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print versions and features, then exit.",
+            callback=_version_callback,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """aiomove: DICOM C-MOVE SCU with an embedded async Storage SCP."""
+
+
+@app.command("echo")
+def echo_command(
+    peer: Annotated[
+        str, typer.Argument(help="Host name or IP address (IPv4 or IPv6) of the peer.")
+    ],
+    port: Annotated[int, typer.Argument(help="TCP port of the peer.", min=1, max=65535)],
+    aetitle: Annotated[
+        str, typer.Option("-aet", "--aetitle", help="My calling AE title.")
+    ] = "ECHOSCU",
+    call: Annotated[
+        str, typer.Option("-aec", "--call", help="Called AE title of the peer.")
+    ] = "ANY-SCP",
+    propose_ts: Annotated[
+        int, typer.Option("-pts", "--propose-ts", min=1, max=3, help="Propose n transfer syntaxes.")
+    ] = 1,
+    propose_pc: Annotated[
+        int,
+        typer.Option(
+            "-ppc", "--propose-pc", min=1, max=128, help="Propose n presentation contexts."
+        ),
+    ] = 1,
+    timeout: Annotated[
+        float | None, typer.Option("-to", "--timeout", help="Seconds for the TCP connection.")
+    ] = None,
+    socket_timeout: Annotated[
+        float, typer.Option("-ts", "--socket-timeout", help="Accepted for echoscu compatibility.")
+    ] = 60,
+    acse_timeout: Annotated[
+        float, typer.Option("-ta", "--acse-timeout", help="Seconds for ACSE messages.")
+    ] = 30,
+    dimse_timeout: Annotated[
+        float | None, typer.Option("-td", "--dimse-timeout", help="Seconds for DIMSE messages.")
+    ] = None,
+    max_pdu: Annotated[
+        int,
+        typer.Option("-pdu", "--max-pdu", min=4096, max=131072, help="Max receive PDU in bytes."),
+    ] = 16384,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Send n C-ECHO requests.")] = 1,
+    abort: Annotated[bool, typer.Option("--abort", help="Abort instead of releasing.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print no warnings and errors.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Processing details.")] = False,
+    debug: Annotated[bool, typer.Option("-d", "--debug", help="Debug information.")] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option("-ll", "--log-level", help="fatal, error, warn, info, debug or trace."),
+    ] = None,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON lines.")] = False,
+    arguments: Annotated[
+        bool, typer.Option("--arguments", help="Print the expanded command line arguments.")
+    ] = False,
+) -> None:
+    """Verify a DICOM peer with C-ECHO (like DCMTK echoscu)."""
+    if arguments:
+        typer.echo("expanded command line to " + str(len(sys.argv) - 1) + " arguments:")
+        for arg in sys.argv[1:]:
+            typer.echo(arg)
+
+    if log_level is not None and log_level not in LEVELS:
+        sys.stderr.write(f"aiomove echo: error: invalid log level {log_level!r}\n")
+        raise typer.Exit(EXIT_SYNTAX)
+    setup_logging(quiet, verbose, debug, log_level, log_json)
+    transfer_syntaxes = (uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_LE, uids.EXPLICIT_VR_BE)[:propose_ts]
+    contexts = [(uids.VERIFICATION, transfer_syntaxes)] * propose_pc
+    timeouts = Timeouts(connect=timeout, acse=acse_timeout, dimse=dimse_timeout)
+
+    async def run() -> int:
+        async with connect(
+            Peer(peer, port, call),
+            ae_title=aetitle,
+            contexts=contexts,
+            max_pdu_length=max_pdu,
+            timeouts=timeouts,
+        ) as assoc:
+            worst = EXIT_OK
+            for _ in range(repeat):
+                status = await assoc.echo()
+                log.info("c_echo.response", status=str(status))
+                if not status.is_success:
+                    worst = EXIT_DIMSE_FAILURE
+            if abort:
+                await assoc.abort()
+            return worst
+
+    try:
+        code = anyio.run(run)
+    except AiomoveError as exc:
+        fail("echo", exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if code == EXIT_DIMSE_FAILURE:
+        sys.stderr.write("aiomove echo: error: C-ECHO answered with a non-success status\n")
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point: click's usage errors exit 1, as DCMTK's syntax errors do."""
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+    except click.UsageError as exc:
+        sys.stderr.write(f"aiomove: error: {exc.format_message()}\n")
+        if exc.ctx is not None:
+            sys.stderr.write(f"try '{exc.ctx.command_path} --help'\n")
+        sys.exit(EXIT_SYNTAX)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -1,0 +1,224 @@
+"""`serve()`: an association acceptor on one TCP listener, many associations at once.
+
+Each incoming connection runs in its own task (anyio's listener gives one per connection) and
+everything that can go wrong in it is caught there: a failing association never takes the
+listener down. Requests are dispatched by DIMSE message type to small async handlers; C-ECHO
+is answered by default.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from aiomove.association import UNCOMPRESSED, Association, Timeouts, local_user_items
+from aiomove.errors import AcseTimeout, AiomoveError, DimseTimeout
+from aiomove.log import get_logger
+from aiomove.proto import uids
+from aiomove.proto.connection import DEFAULT_MAX_PDU_LENGTH, Connection, Role
+from aiomove.proto.dimse import CEchoRQ, CEchoRSP, DimseMessage, make_response
+from aiomove.proto.events import AssociationRequested
+from aiomove.proto.negotiation import negotiate
+from aiomove.proto.pdu import (
+    DICOM_APPLICATION_CONTEXT,
+    AAssociateAC,
+    AAssociateRJ,
+    AAssociateRQ,
+    RejectResult,
+    RejectSource,
+    RoleSelection,
+)
+from aiomove.transport import Link
+
+log = get_logger("aiomove.server")
+
+#: A request handler: it owns the rest of the exchange (reading the data set, answering).
+Handler = Callable[[Association, int, DimseMessage], Awaitable[None]]
+
+_conn_ids = itertools.count(1)
+
+#: PS3.7 C.5.1 / Annex C: "Unrecognized operation" for requests we have no handler for.
+UNRECOGNIZED_OPERATION = 0x0211
+
+
+async def handle_echo(assoc: Association, context_id: int, request: DimseMessage) -> None:
+    """C-ECHO SCP (PS3.7 §9.3.5): always Success."""
+    assert isinstance(request, CEchoRQ)
+    assoc.log.info("c_echo.received", message_id=request.message_id)
+    await assoc.send(
+        CEchoRSP(message_id_being_responded_to=request.message_id, status=0), context_id
+    )
+
+
+@dataclass(frozen=True)
+class AcceptorConfig:
+    """What an acceptor agrees to. PS3.8 §9.3.3 / PS3.7 D.3.3.
+
+    `contexts` maps abstract syntax -> transfer syntaxes in order of preference.
+    `called_ae_titles`: if not empty, A-ASSOCIATE-RQs to any other AE title are rejected
+    (PS3.8 Table 9-21: permanent, service-user, called-AE-title-not-recognized).
+    """
+
+    ae_title: str = "AIOMOVE"
+    contexts: Mapping[str, Sequence[str]] = field(
+        default_factory=lambda: {uids.VERIFICATION: UNCOMPRESSED}
+    )
+    scp_roles: frozenset[str] = frozenset()
+    called_ae_titles: frozenset[str] = frozenset()
+    max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH
+    timeouts: Timeouts = field(default_factory=lambda: Timeouts(dimse=300.0))
+    handlers: Mapping[type, Handler] = field(default_factory=lambda: {CEchoRQ: handle_echo})
+
+
+async def accept_association(
+    stream: anyio.abc.ByteStream, config: AcceptorConfig, peer: str
+) -> Association | None:
+    """Run the acceptor's half of association establishment; None if it did not happen."""
+    conn = Connection(
+        Role.ACCEPTOR, max_pdu_length=config.max_pdu_length, artim_timeout=config.timeouts.acse
+    )
+    link = Link(stream, conn)
+    conn.transport_connected(link.now())  # Evt5, AE-5: ARTIM runs until the RQ arrives
+    # ARTIM bounds the wait for the RQ; the extra second lets it fire before our own guard.
+    event = await link.next_event(config.timeouts.acse + 1.0, AcseTimeout)
+    if not isinstance(event, AssociationRequested):
+        log.info("association.not_requested", peer=peer, got=type(event).__name__)
+        await link.close()
+        return None
+    rq = event.rq
+    reason = _rejection_reason(rq, config)
+    if reason is not None:
+        log.info("association.rejected", peer=peer, calling_ae=rq.calling_ae_title, reason=reason)
+        conn.reject(
+            AAssociateRJ(RejectResult.PERMANENT, RejectSource.SERVICE_USER, reason), link.now()
+        )
+        await link.flush()
+        await _await_close(link, config)
+        return None
+    result = negotiate(
+        rq.presentation_contexts,
+        tuple(item for item in rq.user_information if isinstance(item, RoleSelection)),
+        config.contexts,
+        scp_roles=config.scp_roles,
+    )
+    ac = AAssociateAC(
+        called_ae_title=rq.called_ae_title,
+        calling_ae_title=rq.calling_ae_title,
+        presentation_contexts=result.contexts,
+        user_information=local_user_items(config.max_pdu_length, result.roles),
+    )
+    conn.accept(ac, link.now())
+    await link.flush()
+    assoc = Association(
+        link, request=rq, accept=ac, contexts=result.accepted, timeouts=config.timeouts, peer=peer
+    )
+    assoc.log.info(
+        "association.accepted", calling_ae=rq.calling_ae_title, contexts=len(result.accepted)
+    )
+    return assoc
+
+
+def _rejection_reason(rq: AAssociateRQ, config: AcceptorConfig) -> int | None:
+    """PS3.8 Table 9-21 service-user reasons: 2 = application context, 7 = called AE title."""
+    if rq.application_context != DICOM_APPLICATION_CONTEXT:
+        return 2
+    if config.called_ae_titles and rq.called_ae_title not in config.called_ae_titles:
+        return 7
+    return None
+
+
+async def _await_close(link: Link, config: AcceptorConfig) -> None:
+    """Sta13: wait (ARTIM-bounded) for the peer to close after our RJ/RP/A-ABORT."""
+    try:
+        while not link.closed:
+            await link.next_event(config.timeouts.acse + 1.0, AcseTimeout)
+    except AiomoveError:
+        pass
+    finally:
+        await link.close()
+
+
+async def run_association(assoc: Association, config: AcceptorConfig) -> None:
+    """Dispatch requests until the peer releases or aborts, or stays idle too long."""
+    while True:
+        got = await assoc.receive_command()
+        if got is None:  # A-RELEASE answered
+            await _await_close(assoc.link, config)
+            return
+        handler = config.handlers.get(type(got.message))
+        if handler is None:
+            await _refuse(assoc, got.context_id, got.message)
+        else:
+            await handler(assoc, got.context_id, got.message)
+
+
+async def _refuse(assoc: Association, context_id: int, request: DimseMessage) -> None:
+    """Answer a request we have no handler for with 0x0211, draining any data set first."""
+    assoc.log.warning("dimse.unsupported_request", message=type(request).__name__)
+    if getattr(request, "has_dataset", False):
+        async for _ in assoc.iter_dataset():
+            pass
+    response = make_response(request, UNRECOGNIZED_OPERATION)
+    if response is None:  # e.g. C-CANCEL: no response defined
+        return
+    await assoc.send(response, context_id)
+
+
+async def handle_connection(stream: anyio.abc.SocketStream, config: AcceptorConfig) -> None:
+    """Everything one connection does, with every failure contained here."""
+    conn_id = next(_conn_ids)
+    try:
+        host, port = stream.extra(SocketAttribute.remote_address)[:2]
+        peer = f"{host}:{port}"
+    except Exception:
+        peer = f"conn-{conn_id}"
+    assoc: Association | None = None
+    try:
+        assoc = await accept_association(stream, config, peer)
+        if assoc is not None:
+            await run_association(assoc, config)
+    except DimseTimeout:
+        log.info("association.idle_timeout", peer=peer)
+        if assoc is not None:
+            await assoc.abort()
+    except AiomoveError as exc:
+        log.info("association.ended", peer=peer, error=str(exc))
+        if assoc is not None:
+            await assoc.abort()
+    except Exception:
+        log.exception("association.crashed", peer=peer)
+        if assoc is not None:
+            await assoc.abort()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def serve(
+    config: AcceptorConfig | None = None,
+    *,
+    host: str | None = None,
+    port: int = 0,
+    task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept associations until cancelled; reports the bound port through `task_status`.
+
+    `host` None listens on every interface (IPv4 and IPv6); port 0 lets the OS choose.
+    Use with `port = await task_group.start(serve, config)`.
+    """
+    config = config or AcceptorConfig()
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    async with listener:
+        bound = listener.extra(SocketAttribute.local_port)
+        log.info("server.listening", port=bound, ae_title=config.ae_title)
+        task_status.started(bound)
+
+        async def handler(stream: anyio.abc.SocketStream) -> None:
+            await handle_connection(stream, config)
+
+        await listener.serve(handler)

@@ -1,0 +1,10 @@
+"""Shared fixtures: run async tests on both anyio back ends (asyncio and trio)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
