@@ -49,7 +49,8 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, within: float = 15.
         time.sleep(0.02)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Terminate (then kill) a peer process and close its pipes."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -57,6 +58,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def dcmtk(name: str) -> str:

@@ -1,3 +1,52 @@
-"""aiomove: an asyncio-native DICOM retrieve service."""
+"""aiomove: an asyncio-native DICOM retrieve service.
+
+The public surface is small and listed in `__all__`; `aiomove.proto` is the low-level sans-IO
+protocol core for those who build their own transport.
+"""
+
+from aiomove.association import Association, Peer, Timeouts, connect
+from aiomove.errors import (
+    AcseTimeout,
+    AiomoveError,
+    AssociationAborted,
+    AssociationError,
+    AssociationRejected,
+    ConnectError,
+    ConnectTimeout,
+    DimseTimeout,
+    LocalProtocolError,
+    NoAcceptedContext,
+    ProtocolError,
+    RemoteProtocolError,
+    StatusError,
+    TransportError,
+)
+from aiomove.proto.status import Status
+from aiomove.server import AcceptorConfig, serve
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AcceptorConfig",
+    "AcseTimeout",
+    "AiomoveError",
+    "Association",
+    "AssociationAborted",
+    "AssociationError",
+    "AssociationRejected",
+    "ConnectError",
+    "ConnectTimeout",
+    "DimseTimeout",
+    "LocalProtocolError",
+    "NoAcceptedContext",
+    "Peer",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Status",
+    "StatusError",
+    "Timeouts",
+    "TransportError",
+    "__version__",
+    "connect",
+    "serve",
+]

@@ -231,18 +231,20 @@ def echo_command(
 
 
 def main() -> None:
-    """Console-script entry point: click's usage errors exit 1, as DCMTK's syntax errors do."""
-    import click
-
+    """Console-script entry point: usage errors exit 1, as DCMTK's syntax errors do."""
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as exc:
-        sys.stderr.write(f"aiomove: error: {exc.format_message()}\n")
-        if exc.ctx is not None:
-            sys.stderr.write(f"try '{exc.ctx.command_path} --help'\n")
-        sys.exit(EXIT_SYNTAX)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
+    except typer.Abort:
         sys.exit(130)
+    except Exception as exc:
+        # typer's (vendored) click exceptions: usage errors carry exit_code 2 and a message.
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        sys.stderr.write(f"aiomove: error: {exc.format_message()}\n")
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            sys.stderr.write(f"try '{ctx.command_path} --help'\n")
+        sys.exit(EXIT_SYNTAX if exc.exit_code == 2 else int(exc.exit_code))
     sys.exit(code if isinstance(code, int) else EXIT_OK)

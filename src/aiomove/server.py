@@ -172,11 +172,8 @@ async def _refuse(assoc: Association, context_id: int, request: DimseMessage) ->
 async def handle_connection(stream: anyio.abc.SocketStream, config: AcceptorConfig) -> None:
     """Everything one connection does, with every failure contained here."""
     conn_id = next(_conn_ids)
-    try:
-        host, port = stream.extra(SocketAttribute.remote_address)[:2]
-        peer = f"{host}:{port}"
-    except Exception:
-        peer = f"conn-{conn_id}"
+    address = stream.extra(SocketAttribute.remote_address, None)
+    peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else f"conn-{conn_id}"
     assoc: Association | None = None
     try:
         assoc = await accept_association(stream, config, peer)
@@ -201,9 +198,9 @@ async def handle_connection(stream: anyio.abc.SocketStream, config: AcceptorConf
 
 async def serve(
     config: AcceptorConfig | None = None,
-    *,
     host: str | None = None,
     port: int = 0,
+    *,
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept associations until cancelled; reports the bound port through `task_status`.

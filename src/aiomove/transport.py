@@ -44,7 +44,7 @@ class Link:
         """Send what the core queued; close the stream once the core is back in Sta1."""
         buffers = self.conn.data_to_send()
         if buffers and not self.closed:
-            data = buffers[0] if len(buffers) == 1 else b"".join(buffers)
+            data = b"".join(buffers)  # one write per flush; a lone bytes is not copied
             try:
                 await self.stream.send(data)
             except _NETWORK_ERRORS as exc:

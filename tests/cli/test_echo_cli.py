@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.peers import free_port, pynetdicom_scp
+from tests.peers import free_port, pynetdicom_scp, stop
 
 AIOMOVE = [sys.executable, "-m", "aiomove"]
 
@@ -84,8 +84,7 @@ def test_rejected_association_exits_61() -> None:
         result = run_cli("echo", "-aec", "NOTX", "127.0.0.1", port)
         ok = run_cli("echo", "-aec", "X", "127.0.0.1", port)
     finally:
-        server.terminate()
-        server.wait(10)
+        stop(server)
     assert result.returncode == 61
     assert "rejected" in result.stderr
     assert ok.returncode == 0, ok.stderr
