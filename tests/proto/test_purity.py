@@ -44,8 +44,10 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative import: inside aiomove.proto
-                names.add("aiomove.proto." + (node.module or ""))
+            if node.level and node.module:  # relative import: inside aiomove.proto
+                names.add("aiomove.proto." + node.module)
+            elif node.level:
+                names.update("aiomove.proto." + alias.name for alias in node.names)
             elif node.module:
                 names.add(node.module)
     return names
