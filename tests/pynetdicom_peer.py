@@ -9,7 +9,9 @@ import argparse
 import threading
 
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage, Verification
+
+VERIFICATION = "1.2.840.10008.1.1"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def main() -> None:
@@ -19,12 +21,13 @@ def main() -> None:
     args = parser.parse_args()
     ae = AE(ae_title=args.ae)
     if args.no_verification:
-        ae.add_supported_context(CTImageStorage)
+        ae.add_supported_context(CT_IMAGE_STORAGE)
     else:
-        ae.add_supported_context(Verification)
+        ae.add_supported_context(VERIFICATION)
     server = ae.start_server(
         ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_ECHO, lambda event: 0x0000)]
     )
+    assert server is not None
     print(server.server_address[1], flush=True)
     threading.Event().wait()  # serve (in pynetdicom's threads) until the test terminates us
 

@@ -91,6 +91,12 @@ class Timeouts:
     connect: float | None = 30.0
     acse: float = 30.0
     dimse: float | None = None
+    write: float | None = 60.0
+
+    @property
+    def send(self) -> float | None:
+        """Bound on one write: the DIMSE timeout if set, else `write` (DCMTK's `-ts`)."""
+        return self.dimse if self.dimse is not None else self.write
 
 
 def local_user_items(
@@ -297,11 +303,11 @@ class Association:
             conn = self.link.conn
             if not self.link.closed and conn.state not in (State.STA1, State.STA13):
                 conn.abort(self.link.now())
+                self.log.debug("association.aborted_locally")
                 # the peer may be gone already; we are closing anyway
                 with contextlib.suppress(Exception):
                     await self.link.flush()
             await self.link.close()
-        self.log.debug("association.aborted_locally")
 
 
 def _aborted(event: Aborted) -> AssociationAborted:
@@ -344,7 +350,7 @@ async def connect(
         raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {peer}: {exc.strerror or exc}") from exc
-    link = Link(stream, conn)
+    link = Link(stream, conn, timeouts.send)
     try:
         conn.transport_connected(link.now())
         await link.flush()

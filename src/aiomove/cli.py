@@ -159,7 +159,8 @@ def echo_command(
         float | None, typer.Option("-to", "--timeout", help="Seconds for the TCP connection.")
     ] = None,
     socket_timeout: Annotated[
-        float, typer.Option("-ts", "--socket-timeout", help="Accepted for echoscu compatibility.")
+        float,
+        typer.Option("-ts", "--socket-timeout", help="Seconds a write may block (0: none)."),
     ] = 60,
     acse_timeout: Annotated[
         float, typer.Option("-ta", "--acse-timeout", help="Seconds for ACSE messages.")
@@ -199,7 +200,9 @@ def echo_command(
     setup_logging(quiet, verbose, debug, log_level, log_json)
     transfer_syntaxes = (uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_LE, uids.EXPLICIT_VR_BE)[:propose_ts]
     contexts = [(uids.VERIFICATION, transfer_syntaxes)] * propose_pc
-    timeouts = Timeouts(connect=timeout, acse=acse_timeout, dimse=dimse_timeout)
+    timeouts = Timeouts(
+        connect=timeout, acse=acse_timeout, dimse=dimse_timeout, write=socket_timeout or None
+    )
 
     async def run() -> int:
         async with connect(

@@ -82,7 +82,7 @@ async def accept_association(
     conn = Connection(
         Role.ACCEPTOR, max_pdu_length=config.max_pdu_length, artim_timeout=config.timeouts.acse
     )
-    link = Link(stream, conn)
+    link = Link(stream, conn, config.timeouts.send)
     conn.transport_connected(link.now())  # Evt5, AE-5: ARTIM runs until the RQ arrives
     # ARTIM bounds the wait for the RQ; the extra second lets it fire before our own guard.
     event = await link.next_event(config.timeouts.acse + 1.0, AcseTimeout)
@@ -124,12 +124,22 @@ async def accept_association(
 
 
 def _rejection_reason(rq: AAssociateRQ, config: AcceptorConfig) -> int | None:
-    """PS3.8 Table 9-21 service-user reasons: 2 = application context, 7 = called AE title."""
+    """PS3.8 Table 9-21 service-user reasons: 2 application context name not supported,
+    3 calling AE title not recognized, 7 called AE title not recognized."""
     if rq.application_context != DICOM_APPLICATION_CONTEXT:
         return 2
+    # The AC echoes both titles (PS3.8 §9.3.3); titles we cannot write back are refused.
+    if not _printable_ascii(rq.calling_ae_title):
+        return 3
+    if not _printable_ascii(rq.called_ae_title):
+        return 7
     if config.called_ae_titles and rq.called_ae_title not in config.called_ae_titles:
         return 7
     return None
+
+
+def _printable_ascii(title: str) -> bool:
+    return title.isascii() and title.isprintable() and "\\" not in title
 
 
 async def _await_close(link: Link, config: AcceptorConfig) -> None:

@@ -31,9 +31,13 @@ _NETWORK_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError
 class Link:
     """One TCP stream driven by one `Connection`."""
 
-    def __init__(self, stream: anyio.abc.ByteStream, conn: Connection) -> None:
+    def __init__(
+        self, stream: anyio.abc.ByteStream, conn: Connection, write_timeout: float | None = None
+    ) -> None:
         self.stream = stream
         self.conn = conn
+        #: A peer that stops reading must not pin us forever (DCMTK: dcmSocketSendTimeout).
+        self.write_timeout = write_timeout
         self.closed = False
 
     @staticmethod
@@ -46,11 +50,13 @@ class Link:
         if buffers and not self.closed:
             data = b"".join(buffers)  # one write per flush; a lone bytes is not copied
             try:
-                await self.stream.send(data)
-            except _NETWORK_ERRORS as exc:
+                with anyio.fail_after(self.write_timeout):
+                    await self.stream.send(data)
+            except (*_NETWORK_ERRORS, TimeoutError) as exc:
                 self.conn.transport_closed(self.now())
                 await self.close()
-                raise WriteError(f"cannot send to peer: {exc!r}") from exc
+                why = "peer stopped reading" if isinstance(exc, TimeoutError) else repr(exc)
+                raise WriteError(f"cannot send to peer: {why}") from exc
         if self.conn.state is State.STA1:
             await self.close()
 
