@@ -87,14 +87,14 @@ def storescp(*args: str, out_dir: Path | None = None) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def pynetdicom_scp(*args: str) -> Iterator[int]:
-    """A pynetdicom SCP in its own process (tests/interop/pynetdicom_peer.py); yields its port.
+def _python_peer(script: str, *args: str) -> Iterator[int]:
+    """A pynetdicom peer script in its own process; yields the port it prints on stdout.
 
     The child binds port 0 and prints the port it got, so readiness needs no polling.
     """
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "pynetdicom_peer.py"), *args],
+        [sys.executable, str(HERE / script), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -103,7 +103,23 @@ def pynetdicom_scp(*args: str) -> Iterator[int]:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().strip()
         if not line.isdigit():
-            raise RuntimeError(f"pynetdicom peer did not start: {line!r}")
+            raise RuntimeError(f"{script} did not start: {line!r}")
         yield int(line)
     finally:
         stop(proc)
+
+
+def pynetdicom_scp(*args: str) -> contextlib.AbstractContextManager[int]:
+    """A pynetdicom Verification SCP (tests/pynetdicom_peer.py); yields its port."""
+    return _python_peer("pynetdicom_peer.py", *args)
+
+
+def pynetdicom_qr(
+    files: list[Path], destinations: dict[str, int], *args: str
+) -> contextlib.AbstractContextManager[int]:
+    """A pynetdicom Q/R SCP serving `files` (tests/pynetdicom_qr.py); yields its port.
+
+    `destinations` maps move destination AE titles to loopback ports.
+    """
+    dests = [f"--dest={ae}=127.0.0.1:{port}" for ae, port in destinations.items()]
+    return _python_peer("pynetdicom_qr.py", *dests, *args, *map(str, files))

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -58,6 +59,11 @@ from aiomove.proto.pdu import (
 )
 from aiomove.proto.status import Status
 from aiomove.transport import Link
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+    from aiomove.move import MoveOperation
 
 log = get_logger("aiomove.association")
 
@@ -265,6 +271,23 @@ class Association:
             if isinstance(rsp, CEchoRSP) and rsp.message_id_being_responded_to == message_id:
                 return Status(rsp.status)
             self.log.warning("c_echo.unexpected_message", message=type(rsp).__name__)
+
+    def move(
+        self,
+        identifier: Dataset | bytes,
+        destination: str,
+        *,
+        model: str = uids.STUDY_ROOT_QR_MOVE,
+        priority: int = 0,
+    ) -> MoveOperation:
+        """C-MOVE: `async with assoc.move(query, "DEST") as responses: async for rsp in ...`.
+
+        `identifier` is a pydicom Dataset (encoded in the context's transfer syntax) or bytes
+        already encoded. Leaving the block early sends C-CANCEL (see `aiomove.move`).
+        """
+        from aiomove.move import MoveOperation
+
+        return MoveOperation(self, identifier, destination, model=model, priority=priority)
 
     # --- ending --------------------------------------------------------------------------
 

@@ -68,6 +68,14 @@ class ConnectError(TransportError):
     """The TCP connection could not be opened (refused, unreachable, unknown host)."""
 
 
+class ListenError(TransportError):
+    """The local listener (Storage SCP port) could not be opened, e.g. address in use."""
+
+    def __init__(self, message: str, cause: OSError | None = None) -> None:
+        self.errno = None if cause is None else cause.errno
+        super().__init__(message)
+
+
 class ReadError(TransportError):
     """Reading from the peer failed."""
 

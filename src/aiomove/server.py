@@ -55,6 +55,49 @@ async def handle_echo(assoc: Association, context_id: int, request: DimseMessage
     )
 
 
+class ActiveAssociations:
+    """The associations a server is running now: wait for a condition, or end them all.
+
+    The C-MOVE side uses it to linger after the final response until the storage
+    associations are gone (bounded), then abort the stragglers: movescu can hang there.
+    """
+
+    def __init__(self) -> None:
+        self._active: dict[int, Association] = {}
+        self._changed = anyio.Event()
+        self.total = 0
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def notify(self) -> None:
+        """Wake whoever waits in `wait_for` (an association came or went, an instance landed)."""
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def add(self, assoc: Association) -> None:
+        self._active[assoc.id] = assoc
+        self.total += 1
+        self.notify()
+
+    def discard(self, assoc: Association) -> None:
+        if self._active.pop(assoc.id, None) is not None:
+            self.notify()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once `predicate()` holds; re-checked on every `notify()`. No polling."""
+        while not predicate():
+            await self._changed.wait()
+
+    async def abort_all(self) -> int:
+        """A-ABORT every association still open; how many there were."""
+        stragglers = list(self._active.values())
+        for assoc in stragglers:
+            assoc.log.warning("association.aborted_after_linger")
+            await assoc.abort()
+        return len(stragglers)
+
+
 @dataclass(frozen=True)
 class AcceptorConfig:
     """What an acceptor agrees to. PS3.8 §9.3.3 / PS3.7 D.3.3.
@@ -73,6 +116,8 @@ class AcceptorConfig:
     max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH
     timeouts: Timeouts = field(default_factory=lambda: Timeouts(dimse=300.0))
     handlers: Mapping[type, Handler] = field(default_factory=lambda: {CEchoRQ: handle_echo})
+    #: Optional: keep track of the live associations (see `ActiveAssociations`).
+    registry: ActiveAssociations | None = None
 
 
 async def accept_association(
@@ -188,6 +233,8 @@ async def handle_connection(stream: anyio.abc.SocketStream, config: AcceptorConf
     try:
         assoc = await accept_association(stream, config, peer)
         if assoc is not None:
+            if config.registry is not None:
+                config.registry.add(assoc)
             await run_association(assoc, config)
     except DimseTimeout:
         log.info("association.idle_timeout", peer=peer)
@@ -204,6 +251,8 @@ async def handle_connection(stream: anyio.abc.SocketStream, config: AcceptorConf
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
+        if assoc is not None and config.registry is not None:
+            config.registry.discard(assoc)
 
 
 async def serve(
