@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,18 +73,17 @@ def dcmtk(name: str) -> str:
 
 @contextlib.contextmanager
 def storescp(*args: str, out_dir: Path | None = None) -> Iterator[int]:
-    """DCMTK storescp on a free port; yields the port."""
+    """DCMTK storescp on a free port; yields the port. Files go to `out_dir` (else a
+    temporary directory, never the working directory)."""
     port = free_port()
-    cmd = [dcmtk("storescp"), *args]
-    if out_dir is not None:
-        cmd += ["-od", str(out_dir)]
-    cmd.append(str(port))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(proc, port)
-        yield port
-    finally:
-        stop(proc)
+    with tempfile.TemporaryDirectory() as scratch:
+        cmd = [dcmtk("storescp"), *args, "-od", str(out_dir or scratch), str(port)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_listening(proc, port)
+            yield port
+        finally:
+            stop(proc)
 
 
 @contextlib.contextmanager
