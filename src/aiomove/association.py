@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -372,7 +373,12 @@ async def connect(
     except TimeoutError as exc:
         raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {peer}: {exc.strerror or exc}") from exc
+        root: BaseException = exc
+        while root.__cause__ is not None:  # anyio wraps the per-address errors
+            root = root.__cause__
+        code = getattr(root, "errno", None)
+        reason = os.strerror(code) if isinstance(code, int) else str(root)
+        raise ConnectError(f"cannot connect to {peer}: {reason}") from exc
     link = Link(stream, conn, timeouts.send)
     try:
         conn.transport_connected(link.now())
