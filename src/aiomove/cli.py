@@ -82,7 +82,7 @@ def version_text() -> str:
     return (
         f"aiomove {__version__}\n"
         f"  python {platform.python_version()}, {deps}\n"
-        "  features: IPv4, IPv6, C-ECHO SCU/SCP"
+        "  features: IPv4, IPv6, C-ECHO SCU/SCP, C-MOVE SCU, Storage SCP, zlib (deflate); TLS: no"
     )
 
 
@@ -231,6 +231,31 @@ def echo_command(
     if code == EXIT_DIMSE_FAILURE:
         sys.stderr.write("aiomove echo: error: C-ECHO answered with a non-success status\n")
     raise typer.Exit(code)
+
+
+_RAW = {
+    "ignore_unknown_options": True,
+    "allow_extra_args": True,
+    "allow_interspersed_args": False,
+    "help_option_names": [],
+}
+
+
+@app.command("move", context_settings=_RAW, add_help_option=False)
+def move_command(ctx: typer.Context) -> None:
+    """Retrieve with C-MOVE, receiving with an embedded Storage SCP (DCMTK movescu's options;
+    `aiomove move -h` lists them)."""
+    from aiomove.cli_move import move_main
+
+    raise typer.Exit(move_main(ctx.args))
+
+
+@app.command("store-scp", context_settings=_RAW, add_help_option=False)
+def store_scp_command(ctx: typer.Context) -> None:
+    """Run the Storage SCP on its own (DCMTK storescp's core options; `-h` lists them)."""
+    from aiomove.cli_move import store_scp_main
+
+    raise typer.Exit(store_scp_main(ctx.args))
 
 
 def main() -> None:

@@ -1,0 +1,300 @@
+"""`aiomove move` and `aiomove store-scp`: DCMTK movescu/storescp command lines, unchanged.
+
+The arguments are parsed by `aiomove.options` (DCMTK's rules: `+`/`-` options, rightmost wins,
+`@file`), turned into `MoveSettings` / a Storage SCP config, and run. Exit codes follow the
+movescu manual's table; `exit_code_for_move()` is the one place that maps errors to them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydicom import Dataset
+
+from aiomove import __version__
+from aiomove.association import Peer, Timeouts
+from aiomove.errors import (
+    AcseTimeout,
+    AiomoveError,
+    AssociationRejected,
+    ConnectError,
+    ConnectTimeout,
+    ListenError,
+    NoAcceptedContext,
+)
+from aiomove.log import configure, get_logger
+from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_ok, run_move
+from aiomove.options import OptionError, ParsedArgs, format_arguments, format_help, parse
+from aiomove.options_specs import (
+    MOVESCU,
+    STORESCP,
+    effective_log_level,
+    move_destination,
+)
+from aiomove.query import (
+    Model,
+    QueryError,
+    build_identifier,
+    friendly_identifier,
+    load_query_file,
+    validate,
+)
+from aiomove.server import serve
+from aiomove.storage import FileSink, OutputOptions, storage_config
+from aiomove.transfer import Prefer, Propose, proposed_transfer_syntaxes
+
+log = get_logger("aiomove.cli")
+
+# movescu's exit codes (manual, "EXIT CODES").
+EXIT_OK = 0
+EXIT_SYNTAX = 1
+EXIT_INSUFFICIENT_PRIVILEGES = 2
+EXIT_INVALID_OUTPUT_DIRECTORY = 45
+EXIT_CANNOT_INITIALIZE_NETWORK = 60
+EXIT_CANNOT_NEGOTIATE_ASSOCIATION = 61
+EXIT_NO_PRESENTATION_CONTEXT = 66
+EXIT_CANNOT_CLOSE_ASSOCIATION = 67
+EXIT_CMOVE_WARNING = 68
+EXIT_CMOVE_ERROR = 69
+
+_PREFER = {
+    "uncompressed": Prefer.UNCOMPRESSED,
+    "little": Prefer.LITTLE,
+    "big": Prefer.BIG,
+    "lossless": Prefer.LOSSLESS,
+    "jpeg8": Prefer.JPEG8,
+    "jpeg12": Prefer.JPEG12,
+    "j2k-lossless": Prefer.J2K_LOSSLESS,
+    "j2k-lossy": Prefer.J2K_LOSSY,
+    "jls-lossless": Prefer.JLS_LOSSLESS,
+    "jls-lossy": Prefer.JLS_LOSSY,
+    "mpeg2": Prefer.MPEG2,
+    "mpeg2-high": Prefer.MPEG2_HIGH,
+    "mpeg4": Prefer.MPEG4,
+    "mpeg4-bd": Prefer.MPEG4_BD,
+    "mpeg4-2-2d": Prefer.MPEG4_2_2D,
+    "mpeg4-2-3d": Prefer.MPEG4_2_3D,
+    "mpeg4-2-st": Prefer.MPEG4_2_STEREO,
+    "hevc": Prefer.HEVC,
+    "hevc10": Prefer.HEVC10,
+    "rle": Prefer.RLE,
+    "deflated": Prefer.DEFLATED,
+    "implicit": Prefer.IMPLICIT,
+    "accept-all": Prefer.ACCEPT_ALL,
+}
+_PROPOSE = {
+    "uncompressed": Propose.UNCOMPRESSED,
+    "little": Propose.LITTLE,
+    "big": Propose.BIG,
+    "deflated": Propose.DEFLATED,
+    "implicit": Propose.IMPLICIT,
+}
+_WRITE_XFER = {
+    "same": None,
+    "little": "1.2.840.10008.1.2.1",
+    "big": "1.2.840.10008.1.2.2",
+    "implicit": "1.2.840.10008.1.2",
+    "deflated": "1.2.840.10008.1.2.1.99",
+}
+#: -i4 / -i6 / -i0: where the embedded Storage SCP listens.
+_LISTEN_HOST: dict[str, str | None] = {"ipv4": "0.0.0.0", "ipv6": "::", "auto": None}
+
+
+def exit_code_for_move(exc: BaseException) -> int:
+    """movescu's exit code for an error (the one place where this mapping lives)."""
+    if isinstance(exc, OptionError | QueryError):
+        return EXIT_SYNTAX
+    if isinstance(exc, ListenError):
+        return EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
+    if isinstance(exc, NoAcceptedContext):
+        return EXIT_NO_PRESENTATION_CONTEXT
+    if isinstance(exc, AssociationRejected | ConnectError | ConnectTimeout | AcseTimeout):
+        return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
+    return EXIT_CMOVE_ERROR
+
+
+def exit_code_for_outcome(outcome: MoveOutcome) -> int:
+    """The worst final status decides: warning (and cancel) 68, failure/refused 69."""
+    code = EXIT_OK
+    for report in outcome.requests:
+        status = report.status
+        if status is None or status.is_failure:
+            return EXIT_CMOVE_ERROR
+        if status.is_warning or status.is_cancel:
+            code = EXIT_CMOVE_WARNING
+    return code
+
+
+def _error(command: str, message: str, code: int) -> int:
+    sys.stderr.write(f"aiomove {command}: error: {message}\n")
+    return code
+
+
+def _output_options(args: ParsedArgs) -> OutputOptions:
+    padding = tuple(args.padding) if args.padding else None
+    return OutputOptions(
+        bit_preserving=bool(args.bit_preserving),
+        write_file=bool(args.write_file),
+        transfer_syntax=_WRITE_XFER[str(args.write_xfer)],
+        new_vr=bool(args.enable_new_vr),
+        group_length=args.group_length,
+        explicit_length=args.length_encoding == "explicit",
+        padding=padding,
+        compression_level=int(args.compression_level),
+    )
+
+
+def identifiers(args: ParsedArgs, model: Model) -> list[Dataset]:
+    """One identifier per query file (or one from the keys alone), validated."""
+    friendly = friendly_identifier(
+        patient_id=args.patient_id,
+        study_uid=args.study_uid,
+        series_uid=args.series_uid,
+        sop_uids=tuple(args.sop_uid or ()),
+        accession=args.accession,
+        level=args.level,
+    )
+    bases: list[Dataset | None] = [load_query_file(f) for f in args.dcmfile_in] or [None]
+    result = []
+    for base in bases:
+        ds = build_identifier(base, list(args.keys or ()))
+        ds.update(friendly)
+        warnings = validate(ds, model)
+        for warning in warnings:
+            log.warning("query.invalid", problem=warning)
+        if warnings and args.strict:
+            raise QueryError("invalid query (--strict): " + "; ".join(warnings))
+        result.append(ds)
+    return result
+
+
+def _settings(args: ParsedArgs) -> MoveSettings:
+    model = Model(args.model)
+    sink = None
+    if args.retrieve_port is not None:
+        sink = FileSink(
+            Path(args.output_directory), options=_output_options(args), ignore=bool(args.ignore)
+        )
+    return MoveSettings(
+        peer=Peer(str(args.peer), int(args.port), str(args.call)),
+        identifiers=identifiers(args, model),
+        ae_title=str(args.aetitle),
+        destination=move_destination(args),
+        model=model.move_uid,
+        find_model=model.find_uid,
+        proposed_transfer_syntaxes=proposed_transfer_syntaxes(_PROPOSE[str(args.propose)]),
+        port=args.retrieve_port,
+        sink=sink,
+        prefer=_PREFER[str(args.prefer)],
+        listen_host=_LISTEN_HOST[str(args.ip_version)],
+        timeouts=Timeouts(connect=args.timeout, acse=args.acse_timeout, dimse=args.dimse_timeout),
+        max_pdu_length=int(args.max_pdu),
+        repeat=int(args.repeat),
+        abort=bool(args.abort),
+        cancel_after=args.cancel,
+        linger=float(args.linger),
+    )
+
+
+def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
+    """Parse, handle --help/--version/--arguments, configure logging; or an exit code."""
+    try:
+        args = parse(spec, argv)
+    except OptionError as exc:
+        return _error(command, str(exc), EXIT_SYNTAX)
+    if args.help:
+        sys.stdout.write(format_help(spec, header=f"aiomove {__version__}") + "\n")
+        return EXIT_OK
+    if args.version:
+        from aiomove.cli import version_text
+
+        sys.stdout.write(version_text() + "\n")
+        return EXIT_OK
+    configure(effective_log_level(args), json=bool(args.log_json))
+    if args.arguments:
+        sys.stderr.write(format_arguments(args.expanded, f"aiomove {command}") + "\n")
+    return args
+
+
+def move_main(argv: Sequence[str]) -> int:
+    """`aiomove move [options] peer port [dcmfile-in...]`: the exit code."""
+    started = _start(MOVESCU, argv, "move")
+    if isinstance(started, int):
+        return started
+    args = started
+    try:
+        settings = _settings(args)
+    except (QueryError, ValueError) as exc:
+        return _error("move", str(exc), EXIT_SYNTAX)
+    sink = settings.sink
+    if sink is not None and not sink.ignore and not output_directory_ok(sink.directory):
+        return _error(
+            "move",
+            f"invalid output directory: {sink.directory}",
+            EXIT_INVALID_OUTPUT_DIRECTORY,
+        )
+    try:
+        outcome = anyio.run(run_move, settings)
+    except AiomoveError as exc:
+        return _error("move", str(exc), exit_code_for_move(exc))
+    except KeyboardInterrupt:
+        return 130
+    if args.report:
+        Path(args.report).write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+    code = exit_code_for_outcome(outcome)
+    if code != EXIT_OK:
+        worst = [r for r in outcome.requests if r.status is None or not r.status.is_success]
+        detail = "; ".join(
+            f"request {r.index}: {r.status if r.status else 'no final response'}"
+            + (
+                f", failed: {' '.join(r.failed_sop_instance_uids)}"
+                if r.failed_sop_instance_uids
+                else ""
+            )
+            for r in worst
+        )
+        _error("move", f"C-MOVE did not succeed ({detail})", code)
+    return code
+
+
+def store_scp_main(argv: Sequence[str]) -> int:
+    """`aiomove store-scp [options] port`: a Storage SCP until interrupted."""
+    started = _start(STORESCP, argv, "store-scp")
+    if isinstance(started, int):
+        return started
+    args = started
+    sink = FileSink(
+        Path(args.output_directory), options=_output_options(args), ignore=bool(args.ignore)
+    )
+    if not sink.ignore and not output_directory_ok(sink.directory):
+        return _error(
+            "store-scp",
+            f"invalid output directory: {sink.directory}",
+            EXIT_INVALID_OUTPUT_DIRECTORY,
+        )
+    config = storage_config(
+        str(args.aetitle),
+        sink,
+        _PREFER[str(args.prefer)],
+        max_pdu_length=int(args.max_pdu),
+        timeouts=Timeouts(
+            acse=args.acse_timeout, dimse=args.dimse_timeout, write=args.socket_timeout or None
+        ),
+    )
+
+    async def run() -> None:
+        await serve(config, None, int(args.port))
+
+    try:
+        anyio.run(run)
+    except OSError as exc:
+        code = EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
+        return _error("store-scp", f"cannot listen on port {args.port}: {exc.strerror}", code)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK

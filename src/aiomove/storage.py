@@ -1,0 +1,711 @@
+"""The embedded Storage SCP: C-STORE data sets streamed to Part 10 files.
+
+`FileSink.store` writes what a C-STORE-RQ carries into `directory` as DCMTK movescu and
+storescp name it, "<modality prefix>.<SOP Instance UID>", without ever holding the data set
+in memory: chunks are gathered up to `WRITE_BUFFER` bytes and written by a worker thread, so
+neither memory nor the event loop depend on the instance size. The file appears under its
+final name only once complete (temporary name in the same directory, fsync, os.replace);
+any failure or cancellation removes the temporary file.
+
+Output formats (movescu's "output options"):
+
+- Default, and `+B`: a Part 10 file (PS3.10 §7.1) whose data set is the received bytes,
+  unchanged. DCMTK's default (-B) instead decodes and re-encodes the data set with its
+  defaults (explicit lengths for sequences and items, group lengths recalculated if present,
+  dataset trailing padding removed); aiomove writes what arrived, as DCMTK's +B does.
+- `-F`: the data set bytes only, no preamble or meta information.
+- Re-encoding (any of `+te/+tb/+ti/+td`, `+g`, `-g`, `-e`, `-u`, `+p`, `+cl` with deflate,
+  even `+te` for data that arrived as explicit little endian): the data set is spooled to
+  disk, decoded with pydicom and encoded again by `_Encoder`, which follows DCMTK's rules;
+  tests/interop compares the result with `dcmconv` byte for byte. Differences from DCMTK:
+  the data set is held in memory while re-encoding; a data set that arrived compressed
+  keeps its syntax when another is asked for (DCMTK fails with 0xA700: neither decompresses);
+  the file padding of `+p` differs by the length of aiomove's own meta elements.
+
+C-STORE statuses used (PS3.4 Table B.2-1): 0x0000 success; 0xA700 "Refused: Out of
+Resources" when the file cannot be written; 0xC000 "Error: Cannot understand" for a request
+whose SOP Class or Instance UID is not a valid UID (PS3.5 §9.1; such a value never becomes a
+path), that has no data set, or whose data set cannot be decoded when re-encoding is asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import anyio
+import anyio.to_thread
+import pydicom
+from pydicom.charset import default_encoding
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
+from pydicom.dataelem import DataElement
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import correct_ambiguous_vr, write_data_element
+from pydicom.uid import UID
+
+from aiomove.association import Association
+from aiomove.log import get_logger
+from aiomove.modality import modality_prefix
+from aiomove.proto import uids
+from aiomove.proto.dimse import (
+    AFFECTED_SOP_CLASS_UID,
+    AFFECTED_SOP_INSTANCE_UID,
+    CEchoRQ,
+    CStoreRQ,
+    DimseMessage,
+    make_response,
+)
+from aiomove.server import AcceptorConfig, Handler, handle_echo
+from aiomove.transfer import Prefer, storage_contexts
+
+log = get_logger("aiomove.storage")
+
+#: Received bytes gathered before one write to disk.
+WRITE_BUFFER: Final = 1 << 20
+
+SUCCESS: Final = 0x0000
+OUT_OF_RESOURCES: Final = 0xA700  # PS3.4 B.2.3 Refused: Out of Resources
+CANNOT_UNDERSTAND: Final = 0xC000  # PS3.4 B.2.3 Error: Cannot understand
+
+GroupLength = Literal["recalc", "create", "remove"]
+
+#: Output transfer syntaxes movescu can write (+te, +tb, +ti, +td).
+WRITABLE_SYNTAXES: Final = frozenset(
+    {uids.EXPLICIT_VR_LE, uids.EXPLICIT_VR_BE, uids.IMPLICIT_VR_LE, uids.DEFLATED_EXPLICIT_VR_LE}
+)
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How received objects are written; the defaults are movescu's.
+
+    bit_preserving `+B`; write_file `+F`/`-F`; transfer_syntax None is `+t=` (same as
+    received), else one of WRITABLE_SYNTAXES; new_vr `+u`/`-u`; group_length `+g=`/`+g`/`-g`;
+    explicit_length `+e`/`-e`; padding `+p f i` (None: `-p`); compression_level `+cl`.
+    """
+
+    bit_preserving: bool = False
+    write_file: bool = True
+    transfer_syntax: str | None = None
+    new_vr: bool = True
+    group_length: GroupLength = "recalc"
+    explicit_length: bool = True
+    padding: tuple[int, int] | None = None
+    compression_level: int = 6
+
+    def __post_init__(self) -> None:
+        if self.transfer_syntax is not None and self.transfer_syntax not in WRITABLE_SYNTAXES:
+            raise ValueError(f"cannot write transfer syntax {self.transfer_syntax!r}")
+        if self.group_length not in ("recalc", "create", "remove"):
+            raise ValueError(f"group_length must be recalc, create or remove: {self.group_length}")
+        if not 0 <= self.compression_level <= 9:
+            raise ValueError(f"compression level must be 0-9: {self.compression_level}")
+        if self.padding is not None:
+            if any(n < 0 or n % 2 for n in self.padding):
+                raise ValueError(f"padding lengths must be even and not negative: {self.padding}")
+            if not self.write_file:
+                raise ValueError("padding (+p) is not possible with --write-dataset (-F)")
+        if self.bit_preserving and self.asks_reencoding:
+            raise ValueError("--bit-preserving (+B) excludes +t?, -u, +g/-g, -e, +p and +cl")
+
+    @property
+    def _changes_encoding(self) -> bool:
+        return (
+            self.transfer_syntax is not None
+            or not self.new_vr
+            or self.group_length != "recalc"
+            or not self.explicit_length
+            or self.padding is not None
+        )
+
+    @property
+    def asks_reencoding(self) -> bool:
+        """Whether any option other than the defaults changes the encoding."""
+        return self._changes_encoding or self.compression_level != 6
+
+    def reencodes(self, received_syntax: str) -> bool:
+        """Whether a data set received in `received_syntax` is decoded and written again:
+        when any encoding option is given (`+cl` only counts for deflated output)."""
+        if self.bit_preserving:
+            return False
+        deflated = (self.transfer_syntax or received_syntax) == uids.DEFLATED_EXPLICIT_VR_LE
+        return self._changes_encoding or (self.compression_level != 6 and deflated)
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    """One C-STORE-RQ as the sink sees it (PS3.7 §9.1.1.1, with the association's context)."""
+
+    message_id: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax: str
+    calling_ae_title: str
+    called_ae_title: str
+    move_originator_ae_title: str | None
+    move_originator_message_id: int | None
+    assoc_id: int
+    peer: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The C-STORE status to answer, where the object went, and the data set bytes received."""
+
+    status: int
+    path: Path | None
+    size: int
+    error: str | None = None
+
+
+# --- Part 10 file meta information (PS3.10 §7.1, Table 7.1-1) ----------------------------
+
+#: PS3.10 §7.1: 128-byte preamble (zeros here) and the "DICM" prefix.
+PREAMBLE: Final = bytes(128) + b"DICM"
+
+
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One group 0002 element in explicit VR little endian (PS3.5 §7.1.2)."""
+    if vr == b"OB":
+        return struct.pack("<HH2sxxI", 0x0002, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _pad(text: str, pad: bytes) -> bytes:
+    raw = text.encode("ascii", "replace")
+    return raw + pad if len(raw) % 2 else raw
+
+
+def encode_file_meta(
+    sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, source_ae_title: str = ""
+) -> bytes:
+    """Preamble, "DICM" and the file meta group as DCMTK storescp writes it.
+
+    Elements: group length, version 00\\01, media storage SOP class and instance, transfer
+    syntax, aiomove's implementation class UID and version name, and the source AE title
+    (the calling AE) when there is one. UIDs are NUL padded, text space padded (PS3.5 §6.2).
+    """
+    body = b"".join(
+        (
+            _meta_element(0x0001, b"OB", b"\x00\x01"),
+            _meta_element(0x0002, b"UI", _pad(sop_class_uid, b"\x00")),
+            _meta_element(0x0003, b"UI", _pad(sop_instance_uid, b"\x00")),
+            _meta_element(0x0010, b"UI", _pad(transfer_syntax, b"\x00")),
+            _meta_element(0x0012, b"UI", _pad(uids.IMPLEMENTATION_CLASS_UID, b"\x00")),
+            _meta_element(0x0013, b"SH", _pad(uids.IMPLEMENTATION_VERSION_NAME, b" ")),
+            _meta_element(0x0016, b"AE", _pad(source_ae_title, b" ")) if source_ae_title else b"",
+        )
+    )
+    return PREAMBLE + _meta_element(0x0000, b"UL", struct.pack("<I", len(body))) + body
+
+
+# --- writing to disk off the event loop ---------------------------------------------------
+
+
+def _write_all(fh: Any, data: bytes | bytearray) -> None:
+    """The one place received bytes reach the disk (tests replace it to simulate ENOSPC)."""
+    fh.write(data)
+
+
+def _finish(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+
+
+def _discard(fh: Any, path: Path) -> None:
+    if fh is not None:
+        with contextlib.suppress(OSError):
+            fh.close()
+    with contextlib.suppress(OSError):  # already gone, or its directory is
+        path.unlink()
+
+
+def _replace(temporary: Path, final: Path) -> bool:
+    """Rename into place (atomic, overwriting); whether a file was there. Cleans up on error."""
+    existed = final.exists()
+    try:
+        os.replace(temporary, final)
+    except OSError:
+        _discard(None, temporary)
+        raise
+    return existed
+
+
+class _Spool:
+    """A temporary file filled from the event loop, one worker-thread write per buffer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: Any = None
+        self._buffer = bytearray()
+
+    async def open(self, header: bytes) -> None:
+        self._fh = await anyio.to_thread.run_sync(open, self.path, "xb")
+        self._buffer += header
+
+    async def write(self, chunk: bytes | memoryview) -> None:
+        self._buffer += chunk  # copies: the chunk may be a view of a reused PDU buffer
+        if len(self._buffer) >= WRITE_BUFFER:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data, self._buffer = self._buffer, bytearray()
+        await anyio.to_thread.run_sync(_write_all, self._fh, data)
+
+    async def close(self) -> None:
+        """Write what is left and make it durable (fsync) before it may be renamed."""
+        if self._buffer:
+            await self._flush()
+        await anyio.to_thread.run_sync(_finish, self._fh)
+
+    async def discard(self) -> None:
+        """Remove the file; shielded so that a cancelled store still cleans up."""
+        with anyio.CancelScope(shield=True):
+            self._buffer = bytearray()
+            await anyio.to_thread.run_sync(_discard, self._fh, self.path)
+
+
+def _safe_name(name: str) -> bool:
+    """A single, ordinary path component: never a way out of the output directory."""
+    return (
+        bool(name)
+        and name not in (".", "..")
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+        and len(name.encode("utf-8", "replace")) <= 255
+    )
+
+
+def default_filename(request: StoreRequest) -> str:
+    """movescu's name for a received object: "<modality prefix>.<SOP Instance UID>"."""
+    return f"{modality_prefix(request.sop_class_uid)}.{request.sop_instance_uid}"
+
+
+async def drain(chunks: AsyncIterator[bytes | memoryview]) -> int:
+    """Read a data set to its end without keeping it; the number of bytes read."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+    return size
+
+
+class FileSink:
+    """Writes received objects into one directory (movescu's `-od`)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        options: OutputOptions = OutputOptions(),
+        ignore: bool = False,
+        filename: Callable[[StoreRequest], str] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.options = options
+        self.ignore = ignore
+        self.filename = filename or default_filename
+
+    def _refusal(self, request: StoreRequest) -> str | None:
+        if not uids.is_valid_uid(request.sop_class_uid):
+            return "invalid Affected SOP Class UID"
+        if not uids.is_valid_uid(request.sop_instance_uid):
+            return "invalid Affected SOP Instance UID"
+        return None
+
+    async def store(
+        self, request: StoreRequest, chunks: AsyncIterator[bytes | memoryview]
+    ) -> StoreResult:
+        """Receive one data set; always reads `chunks` to the end unless it raises."""
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return StoreResult(CANNOT_UNDERSTAND, None, await drain(chunks), refusal)
+        if self.ignore:
+            return StoreResult(SUCCESS, None, await drain(chunks))
+        name = self.filename(request)
+        if not _safe_name(name):
+            return StoreResult(CANNOT_UNDERSTAND, None, await drain(chunks), "unusable file name")
+        final = self.directory / name
+        reencode = self.options.reencodes(request.transfer_syntax)
+        spool = _Spool(self.directory / f".{name}.part-{secrets.token_hex(4)}")
+        try:
+            size, error = await self._receive(request, chunks, spool, reencode)
+            if error is not None:
+                return StoreResult(OUT_OF_RESOURCES, None, size, error)
+            if reencode:
+                return await self._reencode(request, spool, final, size)
+            return await self._publish(spool.path, final, size)
+        except BaseException:
+            await spool.discard()
+            raise
+
+    async def _receive(
+        self,
+        request: StoreRequest,
+        chunks: AsyncIterator[bytes | memoryview],
+        spool: _Spool,
+        reencode: bool,
+    ) -> tuple[int, str | None]:
+        """Spool the data set; on a disk error keep draining so the association stays usable."""
+        header = b""
+        if self.options.write_file or reencode:
+            header = encode_file_meta(
+                request.sop_class_uid,
+                request.sop_instance_uid,
+                request.transfer_syntax,
+                request.calling_ae_title,
+            )
+        size = 0
+        error: str | None = None
+        try:
+            await spool.open(header)
+        except OSError as exc:
+            error = _describe(exc)
+        async for chunk in chunks:
+            size += len(chunk)
+            if error is None:
+                try:
+                    await spool.write(chunk)
+                except OSError as exc:
+                    error = _describe(exc)
+                    await spool.discard()
+        if error is None:
+            try:
+                await spool.close()
+            except OSError as exc:
+                error = _describe(exc)
+        if error is not None:
+            await spool.discard()
+        return size, error
+
+    async def _publish(self, temporary: Path, final: Path, size: int) -> StoreResult:
+        try:
+            existed = await anyio.to_thread.run_sync(_replace, temporary, final)
+        except OSError as exc:
+            return StoreResult(OUT_OF_RESOURCES, None, size, _describe(exc))
+        if existed:  # DCMTK: "DICOM file already exists, overwriting"
+            log.warning("c_store.overwritten", path=str(final))
+        return StoreResult(SUCCESS, final, size)
+
+    async def _reencode(
+        self, request: StoreRequest, spool: _Spool, final: Path, size: int
+    ) -> StoreResult:
+        out = _Spool(spool.path.with_name(spool.path.name + "-out"))
+        try:
+            outcome = await anyio.to_thread.run_sync(
+                _reencode_file, spool.path, out.path, self.options, request
+            )
+        except BaseException:
+            await out.discard()
+            raise
+        finally:
+            await spool.discard()
+        if outcome is not None:
+            status, error = outcome
+            await out.discard()
+            return StoreResult(status, None, size, error)
+        return await self._publish(out.path, final, size)
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _reencode_file(
+    spool: Path, out: Path, options: OutputOptions, request: StoreRequest
+) -> tuple[int, str] | None:
+    """Decode the spooled Part 10 file and write it again (worker thread); None on success."""
+    try:
+        parts = reencode(spool, options, request.calling_ae_title)
+    except Exception as exc:  # pydicom raises many kinds of errors on bad input
+        return CANNOT_UNDERSTAND, f"cannot decode data set: {type(exc).__name__}"
+    try:
+        with open(out, "xb") as fh:
+            for part in parts:
+                _write_all(fh, part)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return OUT_OF_RESOURCES, _describe(exc)
+    return None
+
+
+# --- re-encoding (DCMTK's DcmItem::write with movescu's output options) -------------------
+
+#: Post-1993 VRs that `-u` writes as OB (DCMTK dcmDisableGenerationOfNewVRs); all of them
+#: have a 4-byte length in explicit VR, as OB has (PS3.5 Table 7.1-1).
+_NEW_VRS: Final = frozenset({b"UN", b"UT", b"UC", b"UR", b"OF", b"OD", b"OL", b"OV", b"SV", b"UV"})
+#: Word size of the byte-string VRs pydicom leaves in the received byte order.
+_WORD_SIZE: Final = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+_ITEM: Final = 0xFFFEE000
+_ITEM_END: Final = 0xFFFEE00D
+_SEQUENCE_END: Final = 0xFFFEE0DD
+_PADDING: Final = 0xFFFCFFFC  # (FFFC,FFFC) Data Set Trailing Padding
+
+
+def _maybe_sequence(elem: Any) -> bool:
+    """Whether a raw element is (or, read in implicit VR, may be) a sequence to walk into."""
+    if elem.VR is not None:
+        return bool(elem.VR == "SQ")
+    return elem.length == 0xFFFFFFFF or (
+        dictionary_has_tag(elem.tag) and dictionary_VR(elem.tag) == "SQ"
+    )
+
+
+def _swapped(value: bytes, width: int) -> bytes:
+    """`value` with each `width`-byte word reversed (a change of byte order)."""
+    view = memoryview(value)
+    usable = len(view) - len(view) % width
+    out = bytearray(value)
+    for i in range(width):
+        out[i:usable:width] = view[width - 1 - i : usable : width]
+    return bytes(out)
+
+
+class _Encoder:
+    """Encodes a pydicom data set as DCMTK writes one with movescu's options.
+
+    - Sequences and items get explicit lengths (`+e`) or undefined lengths with delimiters
+      (`-e`); encapsulated pixel data keeps its undefined length.
+    - Group lengths (gggg,0000) are recalculated where present (`+g=`), added to every group
+      (`+g`) or dropped (`-g`), in items too; pydicom's own writer would drop them all.
+    - Existing (FFFC,FFFC) padding is removed; `+p f i` pads the file to a multiple of f bytes
+      and each item to a multiple of i (DcmItem::computeGroupLengthAndPadding).
+    - `-u` relabels UN, UT, UC, UR, OF, OD, OL, OV, SV and UV as OB in explicit VR.
+    - On a change of byte order OW/OF/OL/OD/OV words are swapped (pydicom does not).
+    """
+
+    def __init__(
+        self, *, implicit: bool, little: bool, convert: bool, swap: bool, options: OutputOptions
+    ) -> None:
+        self.implicit = implicit
+        self.little = little
+        self.convert = convert  # the encoding changes: raw elements must be decoded first
+        self.swap = swap
+        self.options = options
+        self.order = "<" if little else ">"
+
+    def _tag(self, tag: int) -> bytes:
+        return struct.pack(self.order + "HH", tag >> 16, tag & 0xFFFF)
+
+    def _long_header(self, tag: int, vr: bytes, length: int) -> bytes:
+        """Header of an element whose explicit VR form has a 4-byte length (SQ, OB...)."""
+        if self.implicit:
+            return self._tag(tag) + struct.pack(self.order + "I", length)
+        return self._tag(tag) + vr + b"\x00\x00" + struct.pack(self.order + "I", length)
+
+    def _group_length(self, group: int, value: int) -> bytes:
+        length = (
+            struct.pack(self.order + "I", 4)
+            if self.implicit
+            else b"UL" + struct.pack(self.order + "H", 4)
+        )
+        return self._tag(group << 16) + length + struct.pack(self.order + "I", value)
+
+    def _padding(self, used: int, multiple: int) -> bytes:
+        if not multiple or used % multiple == 0:
+            return b""
+        pad = multiple - used % multiple
+        header = 8 if self.implicit else 12
+        while pad < header:
+            pad += multiple
+        return self._long_header(_PADDING, b"OB", pad - header) + bytes(pad - header)
+
+    def content(self, ds: Any, charset: Any, pad: int, offset: int = 0) -> bytes:
+        """The encoded elements of a data set or item, padded to a multiple of `pad`."""
+        value = ds.get("SpecificCharacterSet")
+        if value:
+            charset = list(value) if isinstance(value, list | tuple) else str(value)
+        groups: dict[int, list[bytes]] = {}
+        had_length: set[int] = set()
+        for tag in sorted(ds.keys()):
+            if tag.element == 0:
+                had_length.add(tag.group)
+            elif tag != _PADDING:
+                groups.setdefault(tag.group, []).append(self.element(ds, tag, charset))
+        parts: list[bytes] = []
+        mode = self.options.group_length
+        for group in sorted(groups):
+            encoded = groups[group]
+            total = sum(map(len, encoded))
+            if (mode == "create" or (mode == "recalc" and group in had_length)) and (
+                total <= 0xFFFFFFFF
+            ):
+                parts.append(self._group_length(group, total))
+            parts.extend(encoded)
+        body = b"".join(parts)
+        return body + self._padding(offset + len(body), pad)
+
+    def element(self, ds: Any, tag: Any, charset: Any) -> bytes:
+        elem = ds.get_item(tag)
+        if elem.is_raw and (
+            self.convert or _maybe_sequence(elem) or (elem.VR is None and not self.implicit)
+        ):
+            elem = ds[tag]
+        if not elem.is_raw and elem.VR == "SQ":
+            return self.sequence(elem, charset)
+        width = _WORD_SIZE.get(elem.VR or "")
+        if self.swap and width and not elem.is_raw and isinstance(elem.value, bytes):
+            elem = DataElement(elem.tag, elem.VR, _swapped(elem.value, width))
+        buffer = DicomBytesIO()
+        buffer.is_implicit_VR = self.implicit
+        buffer.is_little_endian = self.little
+        write_data_element(buffer, elem, charset)
+        data = buffer.getvalue()
+        if not self.options.new_vr and not self.implicit and data[4:6] in _NEW_VRS:
+            data = data[:4] + b"OB" + data[6:]
+        return bytes(data)
+
+    def sequence(self, elem: Any, charset: Any) -> bytes:
+        items = b"".join(self.item(item, charset) for item in elem.value)
+        if self.options.explicit_length:
+            return self._long_header(elem.tag, b"SQ", len(items)) + items
+        end = self._tag(_SEQUENCE_END) + bytes(4)
+        return self._long_header(elem.tag, b"SQ", 0xFFFFFFFF) + items + end
+
+    def item(self, ds: Any, charset: Any) -> bytes:
+        pad = self.options.padding[1] if self.options.padding else 0
+        body = self.content(ds, charset, pad)
+        if self.options.explicit_length:
+            return self._tag(_ITEM) + struct.pack(self.order + "I", len(body)) + body
+        end = self._tag(_ITEM_END) + bytes(4)
+        return self._tag(_ITEM) + b"\xff\xff\xff\xff" + body + end
+
+
+def reencode(spool: Path, options: OutputOptions, source_ae_title: str = "") -> list[bytes]:
+    """The output file of a spooled Part 10 file, re-encoded as `options` ask, in parts."""
+    ds = pydicom.dcmread(spool)
+    received = UID(ds.file_meta.TransferSyntaxUID)
+    out = options.transfer_syntax or str(received)
+    if received.is_encapsulated and out != received:
+        log.warning("c_store.cannot_convert", received=str(received), asked=out)
+        out = str(received)  # no decompression here; keep what arrived
+    implicit, little = out == uids.IMPLICIT_VR_LE, out != uids.EXPLICIT_VR_BE
+    was_implicit, was_little = ds.original_encoding
+    convert = little != was_little or (bool(was_implicit) and not implicit)
+    if convert:
+        correct_ambiguous_vr(ds, little)
+    encoder = _Encoder(
+        implicit=implicit,
+        little=little,
+        convert=convert,
+        swap=little != was_little,
+        options=options,
+    )
+    meta = b""
+    if options.write_file:
+        meta = encode_file_meta(
+            str(ds.file_meta.MediaStorageSOPClassUID),
+            str(ds.file_meta.MediaStorageSOPInstanceUID),
+            out,
+            source_ae_title,
+        )
+    file_pad = options.padding[0] if options.padding else 0
+    body = encoder.content(ds, default_encoding, file_pad, offset=len(meta))
+    if out == uids.DEFLATED_EXPLICIT_VR_LE:  # PS3.5 A.5: raw deflate, no zlib header
+        deflate = zlib.compressobj(options.compression_level, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return [meta, deflate.compress(body), deflate.flush()]
+    return [meta, body]
+
+
+# --- the C-STORE SCP handler --------------------------------------------------------------
+
+OnStored = Callable[[StoreRequest, StoreResult], Awaitable[None] | None]
+
+
+def _comment(text: str) -> str:
+    """An Error Comment (LO, PS3.5 Table 6.2-1): printable ASCII, no backslash, 64 chars."""
+    clean = "".join(c if c.isascii() and c.isprintable() and c != "\\" else "?" for c in text)
+    return clean[:64].strip() or "error"
+
+
+def store_handler(sink: FileSink, on_stored: OnStored | None = None) -> Handler:
+    """A server handler for C-STORE-RQ (PS3.7 §9.3.1, PS3.4 Annex B).
+
+    `on_stored` runs after the object is on disk and before the C-STORE-RSP is sent, so that
+    a C-MOVE SCU has seen every sub-operation before the final C-MOVE-RSP can arrive.
+    """
+
+    async def handle_store(assoc: Association, context_id: int, message: DimseMessage) -> None:
+        assert isinstance(message, CStoreRQ)
+        # PDVs on a context that was not accepted never get here (PS3.8 §9.3.5, connection.py)
+        syntax = next(c.transfer_syntax for c in assoc.contexts if c.context_id == context_id)
+        request = StoreRequest(
+            message_id=message.message_id,
+            sop_class_uid=message.affected_sop_class_uid,
+            sop_instance_uid=message.affected_sop_instance_uid,
+            transfer_syntax=syntax,
+            calling_ae_title=assoc.request.calling_ae_title,
+            called_ae_title=assoc.request.called_ae_title,
+            move_originator_ae_title=message.move_originator_ae_title,
+            move_originator_message_id=message.move_originator_message_id,
+            assoc_id=assoc.id,
+            peer=assoc.peer,
+            priority=message.priority,
+        )
+        if not message.has_dataset:
+            result = StoreResult(CANNOT_UNDERSTAND, None, 0, "C-STORE-RQ without a data set")
+        else:
+            result = await sink.store(request, assoc.iter_dataset())
+        assoc.log.info(
+            "c_store.received",
+            uid=request.sop_instance_uid,
+            size=result.size,
+            path=str(result.path) if result.path is not None else None,
+            status=f"0x{result.status:04X}",
+            **({"error": result.error} if result.error else {}),
+        )
+        if on_stored is not None:
+            pending = on_stored(request, result)
+            if pending is not None:
+                await pending
+        await assoc.send(_response(message, request, result), context_id)
+
+    return handle_store
+
+
+def _response(message: CStoreRQ, request: StoreRequest, result: StoreResult) -> DimseMessage:
+    fields: dict[str, Any] = {}
+    if result.status != SUCCESS:
+        fields["error_comment"] = _comment(result.error or "")
+        if not uids.is_valid_uid(request.sop_class_uid):
+            fields["offending_element"] = (AFFECTED_SOP_CLASS_UID,)
+        elif not uids.is_valid_uid(request.sop_instance_uid):
+            fields["offending_element"] = (AFFECTED_SOP_INSTANCE_UID,)
+    # An invalid UID is not echoed back (the fields are optional, PS3.7 Table 9.3-2).
+    for name, value in (
+        ("affected_sop_class_uid", request.sop_class_uid),
+        ("affected_sop_instance_uid", request.sop_instance_uid),
+    ):
+        if not uids.is_valid_uid(value):
+            fields[name] = None
+    return make_response(message, result.status, **fields)
+
+
+def storage_config(
+    ae_title: str,
+    sink: FileSink,
+    prefer: Prefer = Prefer.UNCOMPRESSED,
+    *,
+    on_stored: OnStored | None = None,
+    **kw: Any,
+) -> AcceptorConfig:
+    """An `AcceptorConfig` for a Storage SCP: Verification and every Storage SOP class,
+    C-ECHO and C-STORE handlers. Other `AcceptorConfig` fields go in `kw`."""
+    handlers: Mapping[type, Handler] = {
+        CEchoRQ: handle_echo,
+        CStoreRQ: store_handler(sink, on_stored),
+    }
+    return AcceptorConfig(
+        ae_title=ae_title, contexts=storage_contexts(prefer), handlers=handlers, **kw
+    )
