@@ -367,6 +367,7 @@ async def connect(
     )
     conn = Connection(Role.REQUESTOR, max_pdu_length=max_pdu_length, artim_timeout=timeouts.acse)
     conn.request_association(rq, anyio.current_time())
+    log.debug("association.requesting", peer=str(peer), calling_ae=ae_title, contexts=len(contexts))
     try:
         with anyio.fail_after(timeouts.connect):
             stream = await anyio.connect_tcp(peer.host, peer.port, local_host=local_host)

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from pydicom import Dataset
 
-from aiomove import __version__
+from aiomove import __version__, logconfig
 from aiomove.association import Peer, Timeouts
 from aiomove.errors import (
     AcseTimeout,
@@ -27,7 +27,7 @@ from aiomove.errors import (
     ListenError,
     NoAcceptedContext,
 )
-from aiomove.log import configure, get_logger
+from aiomove.log import configure, configure_sinks, get_logger
 from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_ok, run_move
 from aiomove.options import OptionError, ParsedArgs, format_arguments, format_help, parse
 from aiomove.options_specs import (
@@ -131,6 +131,8 @@ def exit_code_for_outcome(outcome: MoveOutcome) -> int:
 
 
 def _error(command: str, message: str, code: int) -> int:
+    # info, not error: the one-line reason below is what a person sees by default
+    log.info(f"{command.replace('-', '_')}.failed", error=message, exit_code=code)
     sys.stderr.write(f"aiomove {command}: error: {message}\n")
     return code
 
@@ -215,7 +217,14 @@ def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
 
         sys.stdout.write(version_text() + "\n")
         return EXIT_OK
-    configure(effective_log_level(args), json=bool(args.log_json))
+    if args.log_config is not None:
+        try:
+            level, sinks = logconfig.load(Path(args.log_config))
+        except logconfig.LogConfigError as exc:
+            return _error(command, str(exc), EXIT_SYNTAX)
+        configure_sinks(level, sinks)
+    else:
+        configure(effective_log_level(args), json=bool(args.log_json))
     if args.arguments:
         sys.stderr.write(format_arguments(args.expanded, f"aiomove {command}") + "\n")
     return args

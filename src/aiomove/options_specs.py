@@ -137,13 +137,7 @@ def _general(extra: str = "") -> tuple[OptionSpec, ...]:
     """DCMTK's general options (OFConsoleApplication + OFLog::addOptions)."""
     options = _table(_GENERAL + extra)
     options = _with(options, "--help", exclusive=True)
-    options = _with(options, "--version", exclusive=True)
-    return _with(
-        options,
-        "--log-config",
-        unsupported="--log-config is not supported: aiomove logs with structlog "
-        "(use --log-level or --log-json)",
-    )
+    return _with(options, "--version", exclusive=True)
 
 
 _PREFER = """
