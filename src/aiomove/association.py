@@ -25,6 +25,7 @@ from aiomove.errors import (
     ConnectError,
     ConnectTimeout,
     DimseTimeout,
+    ReleaseFailed,
     RemoteProtocolError,
 )
 from aiomove.log import get_logger
@@ -312,10 +313,10 @@ class Association:
                     pass
                 # P-DATA while awaiting A-RELEASE-RP (AR-6) is dropped: nobody waits for it.
                 await self.link.flush()
-        except AcseTimeout:
+        except AcseTimeout as exc:
             self.log.warning("association.release_timeout")
             await self.abort()
-            raise
+            raise ReleaseFailed(f"no A-RELEASE-RP within {self.timeouts.acse} s") from exc
         except AssociationAborted:
             if conn.state is not State.STA1:
                 raise

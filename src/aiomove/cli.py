@@ -27,6 +27,7 @@ from aiomove.errors import (
     DimseTimeout,
     NoAcceptedContext,
     ProtocolError,
+    ReleaseFailed,
     TransportError,
 )
 from aiomove.log import LEVELS, configure, get_logger
@@ -58,6 +59,8 @@ def exit_code_for(exc: BaseException) -> int:
     """The DCMTK exit code for an error (the single place where this mapping lives)."""
     if isinstance(exc, NoAcceptedContext):
         return EXIT_NO_PRESENTATION_CONTEXT
+    if isinstance(exc, ReleaseFailed):
+        return EXIT_CANNOT_CLOSE_ASSOCIATION
     if isinstance(exc, AssociationRejected | ConnectError | ConnectTimeout | AcseTimeout):
         return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
     if isinstance(exc, AssociationAborted | DimseTimeout | TransportError | ProtocolError):

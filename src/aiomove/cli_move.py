@@ -26,6 +26,7 @@ from aiomove.errors import (
     ConnectTimeout,
     ListenError,
     NoAcceptedContext,
+    ReleaseFailed,
 )
 from aiomove.log import configure, configure_sinks, get_logger
 from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_ok, run_move
@@ -113,6 +114,8 @@ def exit_code_for_move(exc: BaseException) -> int:
         return EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
     if isinstance(exc, NoAcceptedContext):
         return EXIT_NO_PRESENTATION_CONTEXT
+    if isinstance(exc, ReleaseFailed):
+        return EXIT_CANNOT_CLOSE_ASSOCIATION
     if isinstance(exc, AssociationRejected | ConnectError | ConnectTimeout | AcseTimeout):
         return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
     return EXIT_CMOVE_ERROR

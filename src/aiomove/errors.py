@@ -53,6 +53,10 @@ class AssociationAborted(AssociationError):
         super().__init__(message)
 
 
+class ReleaseFailed(AssociationError):
+    """A-RELEASE got no answer in time (the association was then aborted)."""
+
+
 class NoAcceptedContext(AssociationError):
     """No presentation context was accepted for what the caller wants to send."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
+import anyio.abc
 import pytest
 
 from aiomove.association import Peer, Timeouts, connect
@@ -10,9 +13,11 @@ from aiomove.errors import (
     AssociationRejected,
     ConnectError,
     NoAcceptedContext,
+    ReleaseFailed,
 )
 from aiomove.proto import uids
 from aiomove.server import AcceptorConfig, serve
+from tests.net.hostile_util import associate_ac
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +142,28 @@ async def test_200_concurrent_associations_all_answered() -> None:
                 clients.start_soon(one)
         tg.cancel_scope.cancel()
     assert answered == 200
+
+
+async def test_peer_that_never_answers_release_gives_release_failed() -> None:
+    """A-RELEASE-RQ with no A-RELEASE-RP: bounded by the ACSE timeout, then A-ABORT (exit 67)."""
+    received: list[bytes] = []
+
+    async def acceptor(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()  # the A-ASSOCIATE-RQ (one read is enough on loopback)
+            await stream.send(associate_ac())
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    received.append(await stream.receive())
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, acceptor)
+        with pytest.raises(ReleaseFailed):
+            async with connect(Peer("127.0.0.1", port), timeouts=Timeouts(acse=0.5)):
+                pass
+        tg.cancel_scope.cancel()
+    data = b"".join(received)
+    assert data.startswith(bytes.fromhex("05 00 00000004 00000000"))  # A-RELEASE-RQ
+    assert data.endswith(bytes.fromhex("07 00 00000004 0000 0000"))  # then A-ABORT (user)
