@@ -25,6 +25,15 @@ peers:
 	  echo "installing DCMTK (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dcmtk; \
 	else echo "DCMTK present: $$(command -v storescp)"; fi
+	@# Orthanc (a C-MOVE source for tests/sources.py). The tests run the binary themselves on
+	@# free ports; the Debian service is never used, so it is stopped and disabled after install.
+	@if command -v Orthanc >/dev/null || [ -x /usr/sbin/Orthanc ]; then \
+	  echo "Orthanc present: $$(command -v Orthanc || echo /usr/sbin/Orthanc)"; \
+	else \
+	  echo "installing Orthanc (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc; \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now orthanc.service || true; fi; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check src tests

@@ -18,6 +18,7 @@ EXPECTED = {
     "LocalProtocolError",
     "NoAcceptedContext",
     "Peer",
+    "ReleaseFailed",
     "ProtocolError",
     "RemoteProtocolError",
     "Status",
