@@ -50,12 +50,9 @@ test: install peers lint
 test-fast: install
 	$(PY) -m pytest tests/proto -q
 
-# Start DCMTK storescp on a free loopback port and verify it with `aiomove echo -v`.
+# Generate a study, serve it from DCMTK dcmqrscp, retrieve it with `aiomove move`, list it.
 demo: install peers
-	@port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	storescp -aet STORESCP $$port & pid=$$!; trap "kill $$pid" EXIT; \
-	for i in $$(seq 100); do $(VENV)/bin/aiomove echo -q -aec STORESCP 127.0.0.1 $$port 2>/dev/null && break; sleep 0.1; done; \
-	$(VENV)/bin/aiomove echo -v -aec STORESCP --repeat 2 127.0.0.1 $$port && echo "demo: C-ECHO to DCMTK storescp on port $$port succeeded"
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
