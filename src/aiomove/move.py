@@ -16,22 +16,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from io import BytesIO
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
 from pydicom import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset
-from pydicom.uid import UID
 
 from aiomove.errors import AiomoveError, AssociationAborted
 from aiomove.log import get_logger
 from aiomove.proto import uids
 from aiomove.proto.dimse import CCancelRQ, CMoveRQ, CMoveRSP, Priority
 from aiomove.proto.status import Status
+from aiomove.query import decode_identifier, encode_identifier
 
 if TYPE_CHECKING:
     from aiomove.association import Association
@@ -61,23 +57,6 @@ class MoveResponse:
     @property
     def is_final(self) -> bool:
         return not self.status.is_pending
-
-
-def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
-    """A data set (no file meta) in the context's (uncompressed) transfer syntax."""
-    syntax = UID(transfer_syntax)
-    fp = DicomBytesIO()
-    fp.is_implicit_VR = syntax.is_implicit_VR
-    fp.is_little_endian = syntax.is_little_endian
-    write_dataset(fp, ds)
-    return fp.getvalue()
-
-
-def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
-    """Parse a received identifier (uncompressed syntaxes; deflate is not used for Q/R)."""
-    syntax = UID(transfer_syntax)
-    implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
-    return read_dataset(BytesIO(data), is_implicit_VR=implicit, is_little_endian=little)
 
 
 def _failed_uids(ds: Dataset) -> tuple[str, ...]:
@@ -127,7 +106,7 @@ class MoveOperation:
         data = (
             self.identifier
             if isinstance(self.identifier, bytes)
-            else encode_dataset(self.identifier, self.context.transfer_syntax)
+            else encode_identifier(self.identifier, self.context.transfer_syntax)
         )
         request = CMoveRQ(
             message_id=self.message_id,
@@ -169,7 +148,7 @@ class MoveOperation:
             return None
         data = await self.assoc.read_dataset(MAX_IDENTIFIER)
         try:
-            return decode_dataset(data, self.context.transfer_syntax)
+            return decode_identifier(data, self.context.transfer_syntax)
         except Exception as exc:  # pydicom raises many kinds on garbage
             self.assoc.log.warning("c_move.bad_identifier", error=str(exc))
             return None
