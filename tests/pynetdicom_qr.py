@@ -5,6 +5,11 @@ Options:
   --dest AE=HOST:PORT     a known move destination (repeatable); others get 0xA801
   --cycle                 send the matches over and over until the move is cancelled
                           (for C-CANCEL tests; dcmqrscp finishes too fast to cancel reliably)
+  --require-called-ae     reject associations whose called AE title is not --ae
+                          (pynetdicom's AE.require_called_aet)
+  --log-identifiers FILE  append one JSON line per C-MOVE-RQ received: the requestor's
+                          address, Affected SOP Class UID (the model), Message ID, move
+                          destination and the identifier (pydicom's DICOM JSON model)
 
 Usage: pynetdicom_qr.py [options] file...
 """
@@ -12,6 +17,7 @@ Usage: pynetdicom_qr.py [options] file...
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -52,7 +58,25 @@ def main() -> None:
     parser.add_argument("--ae", default="PYQRSCP")
     parser.add_argument("--dest", action="append", default=[])
     parser.add_argument("--cycle", action="store_true")
+    parser.add_argument("--require-called-ae", action="store_true")
+    parser.add_argument("--log-identifiers", metavar="FILE")
     args = parser.parse_args()
+    log_lock = threading.Lock()
+
+    def log_identifier(event: Any) -> None:
+        """One JSON line per C-MOVE-RQ; handlers run in pynetdicom's threads, hence the lock."""
+        if args.log_identifiers is None:
+            return
+        requestor = event.assoc.requestor
+        record = {
+            "requestor": f"{requestor.address}:{requestor.port}",
+            "sop_class_uid": str(event.request.AffectedSOPClassUID),
+            "message_id": int(event.request.MessageID),
+            "move_destination": str(event.move_destination).strip(),
+            "identifier": event.identifier.to_json_dict(),
+        }
+        with log_lock, open(args.log_identifiers, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
 
     destinations: dict[str, tuple[str, int]] = {}
     for spec in args.dest:
@@ -63,6 +87,7 @@ def main() -> None:
 
     def handle_move(event: Any) -> Iterator[Any]:
         identifier = event.identifier
+        log_identifier(event)
         destination = destinations.get(event.move_destination.strip())
         if destination is None:
             yield None, None  # pynetdicom answers 0xA801 Move destination unknown
@@ -83,6 +108,7 @@ def main() -> None:
 
     handlers: list[Any] = [(evt.EVT_C_MOVE, handle_move), (evt.EVT_C_ECHO, lambda event: 0x0000)]
     ae = AE(ae_title=args.ae)
+    ae.require_called_aet = bool(args.require_called_ae)
     ae.add_supported_context(VERIFICATION)
     ae.add_supported_context(PATIENT_ROOT_MOVE)
     ae.add_supported_context(STUDY_ROOT_MOVE)

@@ -233,6 +233,12 @@ def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
     return args
 
 
+def _write_report(args: ParsedArgs, outcome: MoveOutcome) -> None:
+    """`--report FILE`: JSON, also after a failure (with what was done until then)."""
+    if args.report:
+        Path(args.report).write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+
+
 def move_main(argv: Sequence[str]) -> int:
     """`aiomove move [options] peer port [dcmfile-in...]`: the exit code."""
     started = _start(MOVESCU, argv, "move")
@@ -250,14 +256,18 @@ def move_main(argv: Sequence[str]) -> int:
             f"invalid output directory: {sink.directory}",
             EXIT_INVALID_OUTPUT_DIRECTORY,
         )
+    outcome = MoveOutcome()
     try:
-        outcome = anyio.run(run_move, settings)
+        anyio.run(run_move, settings, outcome)
     except AiomoveError as exc:
+        outcome.error = str(exc)
+        _write_report(args, outcome)
         return _error("move", str(exc), exit_code_for_move(exc))
     except KeyboardInterrupt:
+        outcome.error = "interrupted"
+        _write_report(args, outcome)
         return 130
-    if args.report:
-        Path(args.report).write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+    _write_report(args, outcome)
     code = exit_code_for_outcome(outcome)
     if code != EXIT_OK:
         worst = [r for r in outcome.requests if r.status is None or not r.status.is_success]

@@ -127,9 +127,14 @@ class MoveOutcome:
 
     requests: list[RequestReport] = field(default_factory=list)
     released: bool = True
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"requests": [r.to_json() for r in self.requests], "released": self.released}
+        return {
+            "requests": [r.to_json() for r in self.requests],
+            "released": self.released,
+            "error": self.error,
+        }
 
 
 def query_summary(ds: Dataset) -> dict[str, Any]:
@@ -197,6 +202,8 @@ async def _linger(
     report: RequestReport, settings: MoveSettings, registry: ActiveAssociations
 ) -> None:
     """Wait (bounded) for the instances reported as completed and for storage to go quiet."""
+    if settings.port is None:  # third-party move: nothing comes to us
+        return
     final = report.final
     expected = 0
     if final is not None and not report.cancelled:
@@ -205,6 +212,14 @@ async def _linger(
     def settled() -> bool:
         return len(registry) == 0 and len(report.received) >= expected
 
+    if not settled():
+        log.info(
+            "storage.linger",
+            expected=expected,
+            received=len(report.received),
+            open_associations=len(registry),
+            linger=settings.linger,
+        )
     with anyio.move_on_after(settings.linger):
         await registry.wait_for(settled)
     if len(registry):
@@ -221,13 +236,14 @@ def _expected_uids(identifier: Dataset) -> list[str]:
     return [str(v) for v in value] if not isinstance(value, str) else value.split("\\")
 
 
-async def run_move(settings: MoveSettings) -> MoveOutcome:
+async def run_move(settings: MoveSettings, outcome: MoveOutcome | None = None) -> MoveOutcome:
     """Run every request (times `repeat`) on one association; storage served alongside.
 
-    Errors come out as themselves, not wrapped in the task group's ExceptionGroup.
+    Errors come out as themselves, not wrapped in the task group's ExceptionGroup; what was
+    done until then is in `outcome` (pass one in to keep it).
     """
     try:
-        return await _run_move(settings)
+        return await _run_move(settings, outcome if outcome is not None else MoveOutcome())
     except BaseExceptionGroup as group:
         raise _single(group) from None
 
@@ -242,8 +258,7 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-async def _run_move(settings: MoveSettings) -> MoveOutcome:
-    outcome = MoveOutcome()
+async def _run_move(settings: MoveSettings, outcome: MoveOutcome) -> MoveOutcome:
     registry = ActiveAssociations()
     async with anyio.create_task_group() as tg:
         collector = _Collector(settings, registry)
