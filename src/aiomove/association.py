@@ -22,11 +22,14 @@ from aiomove.errors import (
     AcseTimeout,
     AssociationAborted,
     AssociationRejected,
+    AssociationRequestFailed,
     ConnectError,
     ConnectTimeout,
     DimseTimeout,
+    ReadError,
     ReleaseFailed,
     RemoteProtocolError,
+    WriteError,
 )
 from aiomove.log import get_logger
 from aiomove.proto import uids
@@ -162,8 +165,22 @@ class Association:
         return rq.called_ae_title if self.is_requestor else rq.calling_ae_title
 
     @property
+    def state(self) -> State:
+        """The PS3.8 state of the underlying connection (a property: mypy must not narrow it)."""
+        return self.link.conn.state
+
+    @property
     def is_established(self) -> bool:
         return self.link.conn.state is State.STA6 and not self.link.closed
+
+    @property
+    def ignore_pending_datasets(self) -> bool:
+        """movescu's `-pi` (True) / `-pr` (False): see `DimseAssembler`."""
+        return self._assembler.ignore_pending_datasets
+
+    @ignore_pending_datasets.setter
+    def ignore_pending_datasets(self, value: bool) -> None:
+        self._assembler.ignore_pending_datasets = value
 
     def next_message_id(self) -> int:
         """PS3.7 §9.1.1.1.1: unique among outstanding messages; 1..65535, wrapping."""
@@ -272,7 +289,11 @@ class Association:
             rsp = got.message
             if isinstance(rsp, CEchoRSP) and rsp.message_id_being_responded_to == message_id:
                 return Status(rsp.status)
-            self.log.warning("c_echo.unexpected_message", message=type(rsp).__name__)
+            # One request outstanding: anything else is the peer's error (DCMTK aborts too).
+            await self.abort()
+            raise RemoteProtocolError(
+                f"unexpected {type(rsp).__name__} while waiting for C-ECHO-RSP to {message_id}"
+            )
 
     def move(
         self,
@@ -298,6 +319,14 @@ class Association:
         conn = self.link.conn
         if self.link.closed:
             return
+        if self.state is not State.STA6:
+            # The peer released first (answered in receive()) or we are already ending:
+            # nothing to request; wait (ARTIM-bounded) for the transport to close.
+            with contextlib.suppress(AssociationAborted, AcseTimeout):
+                while not self.link.closed:
+                    await self.link.next_event(self.timeouts.acse, AcseTimeout)
+            await self.link.close()
+            return
         conn.release(self.link.now())
         await self.link.flush()
         try:
@@ -308,7 +337,8 @@ class Association:
                 elif isinstance(event, ReleaseConfirmed) and conn.state is State.STA12:
                     conn.release_response(self.link.now())  # AR-4 after the collision
                 elif isinstance(event, Aborted):
-                    raise _aborted(event)
+                    # movescu: "Association Release Failed" (exit 67)
+                    raise ReleaseFailed(f"A-RELEASE answered with A-ABORT: {_aborted(event)}")
                 elif isinstance(event, ReleaseConfirmed):
                     pass
                 # P-DATA while awaiting A-RELEASE-RP (AR-6) is dropped: nobody waits for it.
@@ -386,6 +416,9 @@ async def connect(
         conn.transport_connected(link.now())
         await link.flush()
         event = await link.next_event(timeouts.acse, AcseTimeout)
+    except (AssociationAborted, RemoteProtocolError, ReadError, WriteError) as exc:
+        await link.close()
+        raise AssociationRequestFailed(f"association request to {peer} failed: {exc}") from exc
     except BaseException:
         await link.close()
         raise
@@ -395,20 +428,20 @@ async def connect(
         raise AssociationRejected(rj.result, rj.source, rj.reason)
     if not isinstance(event, AssociationAccepted):
         await link.close()
-        if isinstance(event, Aborted):
-            raise _aborted(event)
-        raise RemoteProtocolError(f"unexpected {type(event).__name__} instead of A-ASSOCIATE-AC")
+        why = str(_aborted(event)) if isinstance(event, Aborted) else type(event).__name__
+        raise AssociationRequestFailed(f"association request to {peer} failed: {why}")
     try:
         accepted = accepted_contexts(
             rq.presentation_contexts,
             event.ac.presentation_contexts,
             tuple(item for item in event.ac.user_information if isinstance(item, RoleSelection)),
+            rq_roles=tuple(roles),
         )
-    except RemoteProtocolError:
+    except RemoteProtocolError as exc:
         conn.abort(link.now())
         await link.flush()
         await link.close()
-        raise
+        raise AssociationRequestFailed(f"bad A-ASSOCIATE-AC from {peer}: {exc}") from exc
     assoc = Association(
         link, request=rq, accept=event.ac, contexts=accepted, timeouts=timeouts, peer=str(peer)
     )

@@ -22,6 +22,7 @@ from aiomove.errors import (
     AssociationAborted,
     AssociationError,
     AssociationRejected,
+    AssociationRequestFailed,
     ConnectError,
     ConnectTimeout,
     DimseTimeout,
@@ -61,7 +62,14 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_NO_PRESENTATION_CONTEXT
     if isinstance(exc, ReleaseFailed):
         return EXIT_CANNOT_CLOSE_ASSOCIATION
-    if isinstance(exc, AssociationRejected | ConnectError | ConnectTimeout | AcseTimeout):
+    if isinstance(
+        exc,
+        AssociationRejected
+        | AssociationRequestFailed
+        | ConnectError
+        | ConnectTimeout
+        | AcseTimeout,
+    ):
         return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
     if isinstance(exc, AssociationAborted | DimseTimeout | TransportError | ProtocolError):
         return EXIT_ASSOCIATION_ABORTED

@@ -22,6 +22,7 @@ from aiomove.errors import (
     AcseTimeout,
     AiomoveError,
     AssociationRejected,
+    AssociationRequestFailed,
     ConnectError,
     ConnectTimeout,
     ListenError,
@@ -116,19 +117,26 @@ def exit_code_for_move(exc: BaseException) -> int:
         return EXIT_NO_PRESENTATION_CONTEXT
     if isinstance(exc, ReleaseFailed):
         return EXIT_CANNOT_CLOSE_ASSOCIATION
-    if isinstance(exc, AssociationRejected | ConnectError | ConnectTimeout | AcseTimeout):
+    if isinstance(
+        exc,
+        AssociationRejected
+        | AssociationRequestFailed
+        | ConnectError
+        | ConnectTimeout
+        | AcseTimeout,
+    ):
         return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
     return EXIT_CMOVE_ERROR
 
 
 def exit_code_for_outcome(outcome: MoveOutcome) -> int:
-    """The worst final status decides: warning (and cancel) 68, failure/refused 69."""
+    """The worst final status decides: warning 68, failure/refused 69 (Cancel counts as 0)."""
     code = EXIT_OK
     for report in outcome.requests:
         status = report.status
         if status is None or status.is_failure:
             return EXIT_CMOVE_ERROR
-        if status.is_warning or status.is_cancel:
+        if status.is_warning:  # movescu.cc treats Cancel (0xFE00) like Success
             code = EXIT_CMOVE_WARNING
     return code
 
@@ -203,6 +211,7 @@ def _settings(args: ParsedArgs) -> MoveSettings:
         abort=bool(args.abort),
         cancel_after=args.cancel,
         linger=float(args.linger),
+        pending_read=args.pending == "read",
     )
 
 

@@ -53,6 +53,11 @@ class AssociationAborted(AssociationError):
         super().__init__(message)
 
 
+class AssociationRequestFailed(AssociationError):
+    """The association could not be set up: the peer aborted, closed or broke the protocol
+    before (or in) its A-ASSOCIATE-AC. DCMTK: "Association Request Failed" (exit 61)."""
+
+
 class ReleaseFailed(AssociationError):
     """A-RELEASE got no answer in time (the association was then aborted)."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 from pydicom import Dataset
 
-from aiomove.errors import AiomoveError, AssociationAborted
+from aiomove.errors import AiomoveError, AssociationAborted, RemoteProtocolError
 from aiomove.log import get_logger
 from aiomove.proto import uids
 from aiomove.proto.dimse import CCancelRQ, CMoveRQ, CMoveRSP, Priority
@@ -133,15 +133,16 @@ class MoveOperation:
             if got is None:
                 raise AssociationAborted("peer released the association during C-MOVE")
             msg = got.message
-            if not isinstance(msg, CMoveRSP) or msg.message_id_being_responded_to != (
-                self.message_id
-            ):
-                # Not ours: drain its data set (if any) so the stream stays in step.
-                self.assoc.log.warning("c_move.unexpected_message", message=type(msg).__name__)
-                if msg.has_dataset:
-                    await self.assoc.read_dataset(MAX_IDENTIFIER)
-                continue
-            return self._record(msg, await self._identifier(msg))
+            if isinstance(msg, CMoveRSP) and msg.message_id_being_responded_to == self.message_id:
+                return self._record(msg, await self._identifier(msg))
+            # One request is outstanding: anything else is the peer's error. DCMTK stops too
+            # ("Unexpected Response MsgId"); waiting on would hang.
+            await self.assoc.abort()
+            detail = getattr(msg, "message_id_being_responded_to", None)
+            raise RemoteProtocolError(
+                f"unexpected {type(msg).__name__} (responding to {detail}) while waiting for "
+                f"C-MOVE-RSP to message {self.message_id}"
+            )
 
     async def _identifier(self, msg: CMoveRSP) -> Dataset | None:
         if not msg.has_dataset:
@@ -197,13 +198,16 @@ class MoveOperation:
     ) -> None:
         if self.final is not None or not self._started or not self.assoc.is_established:
             return
-        # Abandoned before the final response: C-CANCEL, then drain to the final response.
+        # Abandoned before the final response: C-CANCEL, then drain to the final response,
+        # bounded (the peer may ignore C-CANCEL; a second Ctrl-C ends the wait at once).
+        limit = min(CANCEL_TIMEOUT, self.assoc.timeouts.acse)
+        self.assoc.log.warning("c_move.cancelling", message_id=self.message_id, within=limit)
         with anyio.CancelScope(shield=True):
             try:
-                with anyio.fail_after(CANCEL_TIMEOUT):
+                with anyio.fail_after(limit):
                     await self.cancel()
                     while self.final is None:
                         await self.next_response()
             except (AiomoveError, TimeoutError) as error:
-                self.assoc.log.warning("c_move.cancel_failed", error=str(error))
+                self.assoc.log.warning("c_move.cancel_failed", error=repr(error))
                 await self.assoc.abort()

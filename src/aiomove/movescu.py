@@ -64,6 +64,8 @@ class MoveSettings:
     abort: bool = False
     cancel_after: int | None = None
     linger: float = 5.0
+    #: movescu's -pr (True) / -pi (False, its default): see DimseAssembler.
+    pending_read: bool = False
 
 
 @dataclass
@@ -170,9 +172,18 @@ class _Collector:
         self.registry.notify()
 
     def _report_for(self, request: StoreRequest) -> RequestReport | None:
-        ours = request.move_originator_ae_title in (None, "", self.settings.ae_title)
-        if ours and request.move_originator_message_id in self.by_message_id:
-            return self.by_message_id[request.move_originator_message_id]
+        """By Move Originator (AE title, Message ID) when given; else the request running.
+
+        A store naming another originator, or a message ID we never sent, is not ours. Some
+        sources (pynetdicom's Q/R SCP) name themselves as the originator: accepted too.
+        """
+        originator = request.move_originator_ae_title
+        message_id = request.move_originator_message_id
+        ours = (None, "", self.settings.ae_title, self.settings.peer.ae_title)
+        if originator not in ours:
+            return None
+        if message_id is not None:
+            return self.by_message_id.get(message_id)
         return self.current
 
 
@@ -206,7 +217,8 @@ async def _linger(
         return
     final = report.final
     expected = 0
-    if final is not None and not report.cancelled:
+    # Only a move to ourselves brings the completed instances here (-aem OTHER does not).
+    if final is not None and not report.cancelled and settings.destination == settings.ae_title:
         expected = (final.completed or 0) + (final.warning or 0)
 
     def settled() -> bool:
@@ -282,6 +294,7 @@ async def _run_move(settings: MoveSettings, outcome: MoveOutcome) -> MoveOutcome
             timeouts=settings.timeouts,
         ) as assoc:
             assoc.context_for(settings.model)  # NoAcceptedContext -> exit 66
+            assoc.ignore_pending_datasets = not settings.pending_read
             for _ in range(settings.repeat):
                 for identifier in settings.identifiers:
                     report = RequestReport(len(outcome.requests) + 1, query_summary(identifier))

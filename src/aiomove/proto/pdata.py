@@ -14,12 +14,13 @@ which are small, are accumulated, and only up to `MAX_COMMAND_SET_LENGTH`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from aiomove.errors import LocalProtocolError, RemoteProtocolError
-from aiomove.proto.dimse import DimseMessage, decode_command
+from aiomove.proto.dimse import CGetRSP, CMoveRSP, DimseMessage, decode_command
 from aiomove.proto.pdu import PDV
+from aiomove.proto.status import StatusCategory, category
 
 #: PS3.8 §9.3.5.1: a PDV item costs 6 bytes of the P-DATA-TF variable field besides its
 #: data: Item-length (4), Presentation-context-ID (1), Message Control Header (1).
@@ -149,9 +150,15 @@ class DimseAssembler:
       that command's context ID;
     - such a command's data set must be complete (a last data PDV) before the next command.
     Whether a context ID was accepted at all is the association's business, not checked here.
+
+    `ignore_pending_datasets` is movescu's `-pi` (its default): a *pending* C-MOVE/C-GET
+    response that claims a data set is taken to have none (some SCPs set the flag and send
+    nothing); the message is passed on with `has_dataset=False`. Without it (`-pr`) the data
+    set is expected and read.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, ignore_pending_datasets: bool = False) -> None:
+        self.ignore_pending_datasets = ignore_pending_datasets
         self._command_parts: list[bytes | memoryview] = []
         self._command_length = 0
         self._command_context: int | None = None  # context of a command set in progress
@@ -197,6 +204,8 @@ class DimseAssembler:
         self._command_length = 0
         self._command_context = None
         message = decode_command(data)
+        if self.ignore_pending_datasets and _pending_retrieve_response(message):
+            message = replace(message, has_dataset=False)
         if message.has_dataset:
             self._data_context = pdv.context_id
         return [CommandReceived(pdv.context_id, message)]
@@ -215,3 +224,12 @@ class DimseAssembler:
         if pdv.is_last:
             self._data_context = None
         return DataReceived(pdv.context_id, pdv.data, pdv.is_last)
+
+
+def _pending_retrieve_response(message: DimseMessage) -> bool:
+    """A pending C-MOVE/C-GET response announcing a data set (PS3.4 C.4.2.1.4, C.4.3.1.4)."""
+    return (
+        isinstance(message, CMoveRSP | CGetRSP)
+        and message.has_dataset
+        and category(message.status) is StatusCategory.PENDING
+    )
