@@ -17,7 +17,7 @@ from aiomove.association import Association, Peer, connect
 from aiomove.proto import uids
 from aiomove.proto.dimse import CStoreRQ, CStoreRSP
 from aiomove.server import serve
-from aiomove.storage import FileSink, StoreRequest, StoreResult, storage_config
+from aiomove.storage import WRITE_BUFFER, FileSink, StoreRequest, StoreResult, storage_config
 from aiomove.transfer import Prefer
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -90,9 +90,14 @@ class RecordingSink(FileSink):
     async def _watch(
         self, chunks: AsyncIterator[bytes | memoryview]
     ) -> AsyncIterator[bytes | memoryview]:
+        # `receiving` is set once the sink has taken more than WRITE_BUFFER bytes: it has then
+        # written at least once, so its temporary file exists (the spool opens lazily).
+        taken = 0
         async for chunk in chunks:
-            self.receiving.set()
             yield chunk
+            taken += len(chunk)
+            if taken > WRITE_BUFFER:
+                self.receiving.set()
 
 
 @contextlib.asynccontextmanager

@@ -77,6 +77,10 @@ UNCOMPRESSED = (uids.EXPLICIT_VR_LE, uids.IMPLICIT_VR_LE, uids.EXPLICIT_VR_BE)
 
 _assoc_ids = itertools.count(1)
 
+#: Data PDVs are written to the socket in batches of about this many bytes (one write per
+#: 16 KiB PDU costs ~40% of the throughput); memory stays bounded by it.
+SEND_BATCH = 256 * 1024
+
 DimseEvent = CommandReceived | DataReceived
 
 
@@ -206,9 +210,13 @@ class Association:
                 conn.send_pdv(pdv.context_id, True, pdv.is_last, pdv.data, self.link.now())
             await self.link.flush()
             if dataset is not None:
+                queued = 0
                 for pdv in fragment(context_id, dataset, is_command=False, max_pdu_length=max_len):
                     conn.send_pdv(pdv.context_id, False, pdv.is_last, pdv.data, self.link.now())
-                    await self.link.flush()
+                    queued += len(pdv.data)
+                    if queued >= SEND_BATCH or pdv.is_last:  # few, large writes; bounded
+                        await self.link.flush()
+                        queued = 0
 
     # --- receiving -----------------------------------------------------------------------
 

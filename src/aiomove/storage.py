@@ -215,10 +215,26 @@ def _write_all(fh: Any, data: bytes | bytearray) -> None:
     fh.write(data)
 
 
-def _finish(fh: Any) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-    fh.close()
+def _append(fh: Any, path: Path, data: bytes | bytearray) -> Any:
+    """Create the temporary file on first use (exclusively: never someone else's), append."""
+    if fh is None:
+        fh = open(path, "xb")  # noqa: SIM115 - closed by _complete or _discard
+    try:
+        _write_all(fh, data)
+    except BaseException:
+        _discard(fh, path)
+        raise
+    return fh
+
+
+def _complete(fh: Any, path: Path, data: bytes | bytearray) -> None:
+    """The last bytes, then flush, fsync and close: complete on disk before the rename."""
+    fh = _append(fh, path, data)
+    try:
+        fh.flush()
+        os.fsync(fh.fileno())
+    finally:
+        fh.close()
 
 
 def _discard(fh: Any, path: Path) -> None:
@@ -241,7 +257,12 @@ def _replace(temporary: Path, final: Path) -> bool:
 
 
 class _Spool:
-    """A temporary file filled from the event loop, one worker-thread write per buffer."""
+    """A temporary file filled from the event loop, written by worker threads.
+
+    Opened lazily: an instance smaller than WRITE_BUFFER costs one thread hop in all (open,
+    write, fsync, close in `close()`), a large one one more per buffer. Memory stays bounded
+    by WRITE_BUFFER whatever the instance size.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -249,29 +270,26 @@ class _Spool:
         self._buffer = bytearray()
 
     async def open(self, header: bytes) -> None:
-        self._fh = await anyio.to_thread.run_sync(open, self.path, "xb")
         self._buffer += header
 
     async def write(self, chunk: bytes | memoryview) -> None:
         self._buffer += chunk  # copies: the chunk may be a view of a reused PDU buffer
         if len(self._buffer) >= WRITE_BUFFER:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        data, self._buffer = self._buffer, bytearray()
-        await anyio.to_thread.run_sync(_write_all, self._fh, data)
+            data, self._buffer = self._buffer, bytearray()
+            self._fh = await anyio.to_thread.run_sync(_append, self._fh, self.path, data)
 
     async def close(self) -> None:
         """Write what is left and make it durable (fsync) before it may be renamed."""
-        if self._buffer:
-            await self._flush()
-        await anyio.to_thread.run_sync(_finish, self._fh)
+        data, self._buffer = self._buffer, bytearray()
+        await anyio.to_thread.run_sync(_complete, self._fh, self.path, data)
+        self._fh = None
 
     async def discard(self) -> None:
         """Remove the file; shielded so that a cancelled store still cleans up."""
         with anyio.CancelScope(shield=True):
             self._buffer = bytearray()
-            await anyio.to_thread.run_sync(_discard, self._fh, self.path)
+            fh, self._fh = self._fh, None
+            await anyio.to_thread.run_sync(_discard, fh, self.path)
 
 
 def _safe_name(name: str) -> bool:

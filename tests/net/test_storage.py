@@ -23,6 +23,7 @@ from aiomove.proto.pdata import fragment
 from aiomove.storage import (
     CANNOT_UNDERSTAND,
     OUT_OF_RESOURCES,
+    WRITE_BUFFER,
     FileSink,
     OutputOptions,
     StoreRequest,
@@ -255,7 +256,7 @@ async def test_missing_output_directory_answers_out_of_resources(tmp_path: Path)
 
 async def test_abort_mid_data_set_leaves_no_file(tmp_path: Path) -> None:
     sink = RecordingSink(tmp_path)
-    sent = encode(make_dataset("1.2.3.50", pixel_bytes=2 << 20), uids.EXPLICIT_VR_LE)
+    sent = encode(make_dataset("1.2.3.50", pixel_bytes=3 << 20), uids.EXPLICIT_VR_LE)
     async with storage_scp(sink) as port, storage_scu(port) as assoc:
         context = assoc.contexts[0].context_id
         rq = CStoreRQ(
@@ -285,6 +286,7 @@ async def test_cancelled_store_removes_its_temporary_file(tmp_path: Path) -> Non
 
     async def endless() -> Any:
         yield b"\x08\x00\x05\x00CS\x00\x00"
+        yield bytes(WRITE_BUFFER)  # enough to be written: the spool creates its file lazily
         started.set()
         await anyio.sleep_forever()
         yield b""  # pragma: no cover
