@@ -26,11 +26,12 @@ from aiomove.errors import (
     ConnectError,
     ConnectTimeout,
     ListenError,
+    LocalProtocolError,
     NoAcceptedContext,
     ReleaseFailed,
 )
 from aiomove.log import configure, configure_sinks, get_logger
-from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_ok, run_move
+from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_problem, run_move
 from aiomove.options import OptionError, ParsedArgs, format_arguments, format_help, parse
 from aiomove.options_specs import (
     MOVESCU,
@@ -56,9 +57,11 @@ log = get_logger("aiomove.cli")
 EXIT_OK = 0
 EXIT_SYNTAX = 1
 EXIT_INSUFFICIENT_PRIVILEGES = 2
+EXIT_CANNOT_WRITE_OUTPUT_FILE = 40
 EXIT_INVALID_OUTPUT_DIRECTORY = 45
 EXIT_CANNOT_INITIALIZE_NETWORK = 60
 EXIT_CANNOT_NEGOTIATE_ASSOCIATION = 61
+EXIT_CANNOT_CREATE_ASSOC_PARAMETERS = 65
 EXIT_NO_PRESENTATION_CONTEXT = 66
 EXIT_CANNOT_CLOSE_ASSOCIATION = 67
 EXIT_CMOVE_WARNING = 68
@@ -113,6 +116,8 @@ def exit_code_for_move(exc: BaseException) -> int:
         return EXIT_SYNTAX
     if isinstance(exc, ListenError):
         return EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
+    if isinstance(exc, LocalProtocolError):  # e.g. an AE title that cannot be encoded
+        return EXIT_CANNOT_CREATE_ASSOC_PARAMETERS
     if isinstance(exc, NoAcceptedContext):
         return EXIT_NO_PRESENTATION_CONTEXT
     if isinstance(exc, ReleaseFailed):
@@ -242,6 +247,20 @@ def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
     return args
 
 
+def _check_output_directory(command: str, directory: Path) -> int | None:
+    """movescu: 45 when -od is not a directory, 40 when it cannot be written to."""
+    problem = output_directory_problem(directory)
+    if problem == "missing":
+        return _error(
+            command, f"invalid output directory: {directory}", EXIT_INVALID_OUTPUT_DIRECTORY
+        )
+    if problem == "unwritable":
+        return _error(
+            command, f"cannot write to output directory: {directory}", EXIT_CANNOT_WRITE_OUTPUT_FILE
+        )
+    return None
+
+
 def _write_report(args: ParsedArgs, outcome: MoveOutcome) -> None:
     """`--report FILE`: JSON, also after a failure (with what was done until then)."""
     if args.report:
@@ -259,12 +278,10 @@ def move_main(argv: Sequence[str]) -> int:
     except (QueryError, ValueError) as exc:
         return _error("move", str(exc), EXIT_SYNTAX)
     sink = settings.sink
-    if sink is not None and not sink.ignore and not output_directory_ok(sink.directory):
-        return _error(
-            "move",
-            f"invalid output directory: {sink.directory}",
-            EXIT_INVALID_OUTPUT_DIRECTORY,
-        )
+    if sink is not None and not sink.ignore:
+        code = _check_output_directory("move", sink.directory)
+        if code is not None:
+            return code
     outcome = MoveOutcome()
     try:
         anyio.run(run_move, settings, outcome)
@@ -302,12 +319,10 @@ def store_scp_main(argv: Sequence[str]) -> int:
     sink = FileSink(
         Path(args.output_directory), options=_output_options(args), ignore=bool(args.ignore)
     )
-    if not sink.ignore and not output_directory_ok(sink.directory):
-        return _error(
-            "store-scp",
-            f"invalid output directory: {sink.directory}",
-            EXIT_INVALID_OUTPUT_DIRECTORY,
-        )
+    if not sink.ignore:
+        code = _check_output_directory("store-scp", sink.directory)
+        if code is not None:
+            return code
     config = storage_config(
         str(args.aetitle),
         sink,

@@ -23,9 +23,9 @@ import anyio
 from pydicom import Dataset
 
 from aiomove.association import Association, Peer, Timeouts, connect
-from aiomove.errors import ListenError
+from aiomove.errors import AssociationAborted, ListenError
 from aiomove.log import get_logger
-from aiomove.move import MoveResponse
+from aiomove.move import CANCEL_TIMEOUT, MoveResponse
 from aiomove.proto import uids
 from aiomove.proto.connection import DEFAULT_MAX_PDU_LENGTH
 from aiomove.proto.status import Status
@@ -199,14 +199,29 @@ async def _run_request(
     ) as operation:
         report.message_id = operation.message_id
         collector.by_message_id[operation.message_id] = report
-        async for rsp in operation:
-            report.responses += 1
-            if rsp.is_final:
-                report.final = rsp
-                report.failed_sop_instance_uids = rsp.failed_sop_instance_uids
-            elif settings.cancel_after is not None and report.responses >= settings.cancel_after:
-                await operation.cancel()
-                report.cancelled = True
+        with anyio.CancelScope() as waiting:
+            async for rsp in operation:
+                report.responses += 1
+                if rsp.is_final:
+                    report.final = rsp
+                    report.failed_sop_instance_uids = rsp.failed_sop_instance_uids
+                elif _cancel_due(settings, report):
+                    await operation.cancel()
+                    report.cancelled = True
+                    # PS3.7 §9.3.2.3 sets the SCP no deadline: bound the wait by -ta, as for
+                    # an abandoned request (MoveOperation.__aexit__).
+                    limit = min(CANCEL_TIMEOUT, settings.timeouts.acse)
+                    waiting.deadline = anyio.current_time() + limit
+        if waiting.cancelled_caught:
+            await assoc.abort()
+            raise AssociationAborted(
+                f"no final C-MOVE-RSP within {limit} s of C-CANCEL; association aborted"
+            )
+
+
+def _cancel_due(settings: MoveSettings, report: RequestReport) -> bool:
+    after = settings.cancel_after
+    return after is not None and not report.cancelled and report.responses >= after
 
 
 async def _linger(
@@ -328,6 +343,10 @@ def _storage_config(
     )
 
 
-def output_directory_ok(path: Path) -> bool:
-    """movescu exits 45 when `-od` is not an existing, writable directory."""
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+def output_directory_problem(path: Path) -> str | None:
+    """What is wrong with `-od`: "missing" (movescu exit 45), "unwritable" (exit 40), or None."""
+    if not path.is_dir():
+        return "missing"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "unwritable"
+    return None

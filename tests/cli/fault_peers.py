@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -63,7 +64,8 @@ class Fault(enum.Enum):
     #: expects A-RELEASE-RP).
     ABORT_ON_RELEASE = enum.auto()
     #: Stores one CT instance on `destination_port` with a Move Originator AE Title that is not
-    #: the requestor's and a Move Originator Message ID never sent, then a final Success.
+    #: the requestor's and a Move Originator Message ID never sent, then a final Success
+    #: counting 0 completed (that store was not this move's).
     FOREIGN_ORIGINATOR = enum.auto()
     #: Pending responses every `pending_interval` seconds for `pending_for` seconds whatever
     #: C-CANCEL-RQs arrive (PS3.7 §9.3.2.3 allows it to finish), then a final Success.
@@ -94,7 +96,25 @@ class FaultPeer:
     cancels: int = 0
     releases_aborted: int = 0
     requests_dropped: int = 0
+    #: FOREIGN_ORIGINATOR: (SOP Instance UID, C-STORE-RSP status or -1) of each store.
     stored: list[tuple[str, int]] = field(default_factory=list)
+    #: IGNORE_CANCEL: requestors that waited for the final response / that left before it.
+    finals_after_pending: int = 0
+    left_before_final: int = 0
+    _changed: anyio.Event | None = field(default=None, repr=False)
+
+    def notify(self) -> None:
+        """Wake `wait_for()`: a request or a connection was handled to its end."""
+        event, self._changed = self._changed, None
+        if event is not None:
+            event.set()
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        """Until `condition()` holds, re-checked each time a handler ends (no polling)."""
+        while not condition():
+            if self._changed is None:
+                self._changed = anyio.Event()
+            await self._changed.wait()
 
 
 async def serve_fault_peer(
@@ -128,12 +148,15 @@ async def _serve_raw(peer: FaultPeer, task_status: anyio.abc.TaskStatus[int]) ->
         task_status.started(listener.extra(anyio.abc.SocketAttribute.local_port))
 
         async def handle(stream: anyio.abc.SocketStream) -> None:
-            async with stream:
-                await _read_pdu(stream)
-                peer.requests_dropped += 1
-                if peer.fault is Fault.ABORT_ON_REQUEST:
-                    await stream.send(A_ABORT_PDU)
-                    await _await_eof(stream)  # the requestor closes after A-ABORT (AA-3)
+            try:
+                async with stream:
+                    await _read_pdu(stream)
+                    peer.requests_dropped += 1
+                    if peer.fault is Fault.ABORT_ON_REQUEST:
+                        await stream.send(A_ABORT_PDU)
+                        await _await_eof(stream)  # the requestor closes after A-ABORT (AA-3)
+            finally:
+                peer.notify()
 
         await listener.serve(handle)
 
@@ -169,28 +192,36 @@ def _move_handler(peer: FaultPeer) -> Handler:
 
     async def handle(assoc: Association, context_id: int, rq: DimseMessage) -> None:
         assert isinstance(rq, CMoveRQ)
-        await assoc.read_dataset()  # the identifier: these peers move whatever is asked
-        peer.moves += 1
-        fault = peer.fault
-        if fault is Fault.WRONG_MESSAGE_ID:
-            wrong = rq.message_id % 0xFFFF + 1  # any other ID in 1..65535
-            await assoc.send(final(rq, 0, message_id_being_responded_to=wrong), context_id)
-        elif fault is Fault.PENDING_FLAG_WITHOUT_DATA_SET:
-            for done in range(2):
-                await assoc.send(pending(rq, 2 - done, done, has_dataset=True), context_id)
-            await assoc.send(final(rq, 2), context_id)
-        elif fault is Fault.ABORT_ON_RELEASE:
-            await assoc.send(final(rq, 0), context_id)
-            await _abort_on_release(peer, assoc)
-        elif fault is Fault.FOREIGN_ORIGINATOR:
-            await _store_as_someone_else(peer, rq)
-            await assoc.send(final(rq, 0), context_id)  # that store was not this move's
-        elif fault is Fault.IGNORE_CANCEL:
-            await _pending_despite_cancel(peer, assoc, context_id, rq)
-        else:  # pragma: no cover - SETUP_FAULTS never get here
-            raise AssertionError(fault)
+        try:
+            await _misbehave(peer, assoc, context_id, rq)
+        finally:
+            peer.notify()
 
     return handle
+
+
+async def _misbehave(peer: FaultPeer, assoc: Association, context_id: int, rq: CMoveRQ) -> None:
+    """Read the identifier (whatever is asked is "moved"), then commit `peer.fault`."""
+    await assoc.read_dataset()  # the identifier: these peers move whatever is asked
+    peer.moves += 1
+    fault = peer.fault
+    if fault is Fault.WRONG_MESSAGE_ID:
+        wrong = rq.message_id % 0xFFFF + 1  # any other ID in 1..65535
+        await assoc.send(final(rq, 0, message_id_being_responded_to=wrong), context_id)
+    elif fault is Fault.PENDING_FLAG_WITHOUT_DATA_SET:
+        for done in range(2):
+            await assoc.send(pending(rq, 2 - done, done, has_dataset=True), context_id)
+        await assoc.send(final(rq, 2), context_id)
+    elif fault is Fault.ABORT_ON_RELEASE:
+        await assoc.send(final(rq, 0), context_id)
+        await _abort_on_release(peer, assoc)
+    elif fault is Fault.FOREIGN_ORIGINATOR:
+        await _store_as_someone_else(peer, rq)
+        await assoc.send(final(rq, 0), context_id)  # that store was not this move's
+    elif fault is Fault.IGNORE_CANCEL:
+        await _pending_despite_cancel(peer, assoc, context_id, rq)
+    else:  # pragma: no cover - SETUP_FAULTS never get here
+        raise AssertionError(fault)
 
 
 def pending(rq: CMoveRQ, remaining: int, completed: int, **fields: object) -> CMoveRSP:
@@ -263,18 +294,25 @@ async def _store_as_someone_else(peer: FaultPeer, rq: CMoveRQ) -> None:
 async def _pending_despite_cancel(
     peer: FaultPeer, assoc: Association, context_id: int, rq: CMoveRQ
 ) -> None:
-    """Pending responses for `pending_for` seconds, C-CANCEL or not, then Success."""
+    """Pending responses for `pending_for` seconds, C-CANCEL or not, then Success.
+
+    Records whether the requestor waited for that final response or left before it.
+    """
     deadline = anyio.current_time() + peer.pending_for
-    sent = 0
-    while anyio.current_time() < deadline:
-        await assoc.send(pending(rq, remaining=1000, completed=0), context_id)
-        sent += 1
-        try:
-            got = await assoc.receive_command(timeout=peer.pending_interval)
-        except DimseTimeout:
-            continue
-        if got is None:  # released: nobody is listening any more
-            return
-        if isinstance(got.message, CCancelRQ):
-            peer.cancels += 1
-    await assoc.send(final(rq, 0), context_id)
+    try:
+        while anyio.current_time() < deadline:
+            await assoc.send(pending(rq, remaining=1000, completed=0), context_id)
+            try:
+                got = await assoc.receive_command(timeout=peer.pending_interval)
+            except DimseTimeout:
+                continue
+            if got is None:  # released under a pending C-MOVE: gone all the same
+                peer.left_before_final += 1
+                return
+            if isinstance(got.message, CCancelRQ):
+                peer.cancels += 1
+        await assoc.send(final(rq, 0), context_id)
+    except AiomoveError:  # aborted (or the connection dropped) before the final response
+        peer.left_before_final += 1
+        raise
+    peer.finals_after_pending += 1
