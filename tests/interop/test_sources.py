@@ -233,13 +233,14 @@ def test_generated_files_pass_dcmtk(tmp_path: Path, study: StudyInfo):
         assert "OW" in result.stdout
 
 
-def test_demo_script_with_movescu(tmp_path: Path):
-    """scripts/demo.sh (the future `make demo`) on its DCMTK movescu path."""
+@pytest.mark.parametrize("mover", [[], ["--with-movescu"]], ids=["aiomove", "movescu"])
+def test_demo_script(tmp_path: Path, mover: list[str]):
+    """scripts/demo.sh (`make demo`) with `aiomove move`, and on its DCMTK movescu path."""
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, VENV=str(Path(sys.executable).parent.parent), TMPDIR=str(tmp_path))
     out = tmp_path / "out"
     result = subprocess.run(
-        ["bash", str(root / "scripts" / "demo.sh"), "--with-movescu", "--out", str(out)],
+        ["bash", str(root / "scripts" / "demo.sh"), *mover, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
