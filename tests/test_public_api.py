@@ -5,6 +5,15 @@ from __future__ import annotations
 import aiomove
 
 EXPECTED = {
+    "FileSink",
+    "MoveResponse",
+    "OutputOptions",
+    "RetrieveResult",
+    "RetrieveSession",
+    "StoreRequest",
+    "StoreResult",
+    "open_session",
+    "retrieve",
     "AcceptorConfig",
     "AcseTimeout",
     "AiomoveError",

@@ -22,8 +22,11 @@ from aiomove.errors import (
     StatusError,
     TransportError,
 )
+from aiomove.move import MoveResponse
 from aiomove.proto.status import Status
+from aiomove.retrieve import RetrieveResult, RetrieveSession, open_session, retrieve
 from aiomove.server import AcceptorConfig, serve
+from aiomove.storage import FileSink, OutputOptions, StoreRequest, StoreResult
 
 __version__ = "0.1.0"
 
@@ -38,17 +41,26 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DimseTimeout",
+    "FileSink",
     "LocalProtocolError",
+    "MoveResponse",
     "NoAcceptedContext",
+    "OutputOptions",
     "Peer",
     "ProtocolError",
     "ReleaseFailed",
     "RemoteProtocolError",
+    "RetrieveResult",
+    "RetrieveSession",
     "Status",
     "StatusError",
+    "StoreRequest",
+    "StoreResult",
     "Timeouts",
     "TransportError",
     "__version__",
     "connect",
+    "open_session",
+    "retrieve",
     "serve",
 ]

@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -148,7 +148,9 @@ class Association:
         self.id = next(_assoc_ids)
         self._assembler = DimseAssembler()
         self._pending: deque[DimseEvent] = deque()
-        self._message_ids = itertools.count(1)
+        #: Message IDs for our requests; a retrieve session shares one counter across its
+        #: associations so that (Move Originator AE, Message ID) names one C-MOVE session-wide.
+        self.message_ids: Iterator[int] = itertools.count(1)
         self._send_lock = anyio.Lock()
         self.log = log.bind(assoc_id=self.id, peer=peer)
 
@@ -188,7 +190,7 @@ class Association:
 
     def next_message_id(self) -> int:
         """PS3.7 §9.1.1.1.1: unique among outstanding messages; 1..65535, wrapping."""
-        return (next(self._message_ids) - 1) % 0xFFFF + 1
+        return (next(self.message_ids) - 1) % 0xFFFF + 1
 
     def context_for(
         self, abstract_syntax: str, transfer_syntax: str | None = None
