@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,7 +52,13 @@ from aiomove.proto.negotiation import (
     build_contexts,
     find_context,
 )
-from aiomove.proto.pdata import CommandReceived, DataReceived, DimseAssembler, fragment
+from aiomove.proto.pdata import (
+    CommandReceived,
+    DataReceived,
+    DimseAssembler,
+    Fragmenter,
+    fragment,
+)
 from aiomove.proto.pdu import (
     AAssociateAC,
     AAssociateRQ,
@@ -68,6 +74,7 @@ from aiomove.transport import Link
 if TYPE_CHECKING:
     from pydicom import Dataset
 
+    from aiomove.find import FindOperation
     from aiomove.move import MoveOperation
 
 log = get_logger("aiomove.association")
@@ -220,6 +227,34 @@ class Association:
                         await self.link.flush()
                         queued = 0
 
+    async def send_stream(
+        self,
+        message: DimseMessage,
+        context_id: int,
+        chunks: AsyncIterable[bytes | bytearray | memoryview],
+    ) -> None:
+        """Send a command set and a data set of unknown size from `chunks`, in bounded memory
+        (a 2 GiB C-STORE never sits in memory): PDVs cut by `Fragmenter`, written in batches."""
+        max_len = self.link.conn.peer_max_pdu_length
+        conn = self.link.conn
+        fragmenter = Fragmenter(context_id, max_pdu_length=max_len)
+        async with self._send_lock:
+            for pdv in fragment(
+                context_id, encode_command(message), is_command=True, max_pdu_length=max_len
+            ):
+                conn.send_pdv(pdv.context_id, True, pdv.is_last, pdv.data, self.link.now())
+            queued = 0
+            async for chunk in chunks:
+                for pdv in fragmenter.feed(chunk):
+                    conn.send_pdv(pdv.context_id, False, False, pdv.data, self.link.now())
+                    queued += len(pdv.data)
+                if queued >= SEND_BATCH:
+                    await self.link.flush()
+                    queued = 0
+            for pdv in fragmenter.finish():
+                conn.send_pdv(pdv.context_id, False, True, pdv.data, self.link.now())
+            await self.link.flush()
+
     # --- receiving -----------------------------------------------------------------------
 
     async def receive(self, timeout: float | None = None) -> DimseEvent | None:
@@ -321,6 +356,22 @@ class Association:
         from aiomove.move import MoveOperation
 
         return MoveOperation(self, identifier, destination, model=model, priority=priority)
+
+    def find(
+        self,
+        identifier: Dataset | bytes,
+        *,
+        model: str = uids.STUDY_ROOT_QR_FIND,
+        priority: int = 0,
+    ) -> FindOperation:
+        """C-FIND: `async with assoc.find(query) as responses: async for rsp in responses: ...`.
+
+        `identifier` is a pydicom Dataset (encoded in the context's transfer syntax) or bytes
+        already encoded. Leaving the block early sends C-CANCEL (see `aiomove.find`).
+        """
+        from aiomove.find import FindOperation
+
+        return FindOperation(self, identifier, model=model, priority=priority)
 
     # --- ending --------------------------------------------------------------------------
 
