@@ -11,7 +11,6 @@ import platform
 import sys
 from typing import Annotated, NoReturn
 
-import anyio
 import typer
 
 from aiomove import __version__
@@ -33,6 +32,7 @@ from aiomove.errors import (
 )
 from aiomove.log import LEVELS, configure, get_logger
 from aiomove.proto import uids
+from aiomove.runner import run_async
 
 # DCMTK exit codes (movescu/echoscu manuals, "EXIT CODES").
 EXIT_OK = 0
@@ -234,7 +234,7 @@ def echo_command(
             return worst
 
     try:
-        code = anyio.run(run)
+        code = run_async(run)
     except AiomoveError as exc:
         fail("echo", exc)
     except KeyboardInterrupt:

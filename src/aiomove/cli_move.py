@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydicom import Dataset
 
 from aiomove import __version__, logconfig
@@ -47,6 +46,7 @@ from aiomove.query import (
     load_query_file,
     validate,
 )
+from aiomove.runner import run_async
 from aiomove.server import serve
 from aiomove.storage import FileSink, OutputOptions, storage_config
 from aiomove.transfer import Prefer, Propose, proposed_transfer_syntaxes
@@ -284,7 +284,7 @@ def move_main(argv: Sequence[str]) -> int:
             return code
     outcome = MoveOutcome()
     try:
-        anyio.run(run_move, settings, outcome)
+        run_async(run_move, settings, outcome)
     except AiomoveError as exc:
         outcome.error = str(exc)
         _write_report(args, outcome)
@@ -337,7 +337,7 @@ def store_scp_main(argv: Sequence[str]) -> int:
         await serve(config, None, int(args.port))
 
     try:
-        anyio.run(run)
+        run_async(run)
     except OSError as exc:
         code = EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
         return _error("store-scp", f"cannot listen on port {args.port}: {exc.strerror}", code)
