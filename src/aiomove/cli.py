@@ -261,6 +261,23 @@ def move_command(ctx: typer.Context) -> None:
     raise typer.Exit(move_main(ctx.args))
 
 
+@app.command("find", context_settings=_RAW, add_help_option=False)
+def find_command(ctx: typer.Context) -> None:
+    """Query with C-FIND; matches also as JSON or CSV (findscu's options: `aiomove find -h`)."""
+    from aiomove.cli_find import find_main
+
+    raise typer.Exit(find_main(ctx.args))
+
+
+@app.command("retrieve", context_settings=_RAW, add_help_option=False)
+def retrieve_command(ctx: typer.Context) -> None:
+    """Retrieve many studies (list, accession numbers, patient IDs or a C-FIND query) into a
+    directory layout, concurrently and resumably (`aiomove retrieve -h` lists the options)."""
+    from aiomove.cli_retrieve import retrieve_main
+
+    raise typer.Exit(retrieve_main(ctx.args))
+
+
 @app.command("store-scp", context_settings=_RAW, add_help_option=False)
 def store_scp_command(ctx: typer.Context) -> None:
     """Run the Storage SCP on its own (DCMTK storescp's core options; `-h` lists them)."""
@@ -271,6 +288,9 @@ def store_scp_command(ctx: typer.Context) -> None:
 
 def main() -> None:
     """Console-script entry point: usage errors exit 1, as DCMTK's syntax errors do."""
+    # Until a command configures logging from its options, warnings go to stderr: structlog's
+    # own default would print every level to stdout, mixing logs into --json/--csv output.
+    configure("warn")
     try:
         code = app(standalone_mode=False)
     except typer.Exit as exc:
