@@ -50,7 +50,8 @@ from aiomove.find import CANCEL_TIMEOUT, MODALITY_WORKLIST_FIND, FindOperation, 
 from aiomove.log import get_logger
 from aiomove.movescu import output_directory_problem
 from aiomove.options import ParsedArgs
-from aiomove.options_specs import FINDSCU, effective_log_level
+from aiomove.options_find import FINDSCU
+from aiomove.options_specs import effective_log_level
 from aiomove.proto import uids
 from aiomove.proto.status import Status
 from aiomove.query import (

@@ -57,7 +57,8 @@ from aiomove.find import find_all
 from aiomove.layout import DEFAULT_LAYOUT, Layout, LayoutError, LayoutSink, staging_area
 from aiomove.log import LEVELS, configure, get_logger
 from aiomove.options import ParsedArgs
-from aiomove.options_specs import RETRIEVE, effective_log_level
+from aiomove.options_retrieve import RETRIEVE
+from aiomove.options_specs import effective_log_level
 from aiomove.proto import uids
 from aiomove.query import Model, QueryError, build_identifier, friendly_identifier
 from aiomove.retrieve import RetrieveResult, RetrieveSession, open_session

@@ -25,7 +25,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from aiomove.cli_find import find_identifiers, parse_fields
 from aiomove.options import parse
-from aiomove.options_specs import FINDSCU
+from aiomove.options_find import FINDSCU
 from tests.interop.test_find import fake_scp, wait_for_cancel
 from tests.peers import dcmtk, free_port, stop, wait_listening
 from tests.sampledata import StudyInfo, make_study, uid
