@@ -5,6 +5,8 @@ from __future__ import annotations
 import aiomove
 
 EXPECTED = {
+    "FindResponse",
+    "find_all",
     "FileSink",
     "MoveResponse",
     "OutputOptions",

@@ -22,6 +22,7 @@ from aiomove.errors import (
     StatusError,
     TransportError,
 )
+from aiomove.find import FindResponse, find_all
 from aiomove.move import MoveResponse
 from aiomove.proto.status import Status
 from aiomove.retrieve import RetrieveResult, RetrieveSession, open_session, retrieve
@@ -42,6 +43,7 @@ __all__ = [
     "ConnectTimeout",
     "DimseTimeout",
     "FileSink",
+    "FindResponse",
     "LocalProtocolError",
     "MoveResponse",
     "NoAcceptedContext",
@@ -60,6 +62,7 @@ __all__ = [
     "TransportError",
     "__version__",
     "connect",
+    "find_all",
     "open_session",
     "retrieve",
     "serve",

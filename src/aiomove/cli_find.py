@@ -44,7 +44,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import generate_uid
 
 from aiomove.association import UNCOMPRESSED, Association, Peer, Timeouts, connect
-from aiomove.cli_move import _error, _start
+from aiomove.cli_move import report_error, start_command
 from aiomove.errors import AiomoveError, AssociationAborted
 from aiomove.find import CANCEL_TIMEOUT, MODALITY_WORKLIST_FIND, FindOperation, FindResponse
 from aiomove.log import get_logger
@@ -412,26 +412,26 @@ async def run_find(
 
 def find_main(argv: Sequence[str]) -> int:
     """`aiomove find [options] peer port [dcmfile-in...]`: the exit code."""
-    started = _start(FINDSCU, argv, "find")
+    started = start_command(FINDSCU, argv, "find")
     if isinstance(started, int):
         return started
     args = started
     try:
         settings = settings_from_args(args)
     except (QueryError, ValueError) as exc:
-        return _error("find", str(exc), EXIT_SYNTAX)
+        return report_error("find", str(exc), EXIT_SYNTAX)
     if settings.extract_dir is not None:
         problem = output_directory_problem(settings.extract_dir)
         if problem == "missing":  # findscu's wording, and its exit code
-            return _error("find", "specified output directory does not exist", EXIT_SYNTAX)
+            return report_error("find", "specified output directory does not exist", EXIT_SYNTAX)
         if problem == "unwritable":
             message = f"cannot write to output directory: {settings.extract_dir}"
-            return _error("find", message, EXIT_CANNOT_WRITE_OUTPUT_FILE)
+            return report_error("find", message, EXIT_CANNOT_WRITE_OUTPUT_FILE)
     outcome = FindOutcome()
     try:
         run_async(run_find, settings, outcome)
     except AiomoveError as exc:
-        return _error("find", str(exc), EXIT_QUERY_FAILED)
+        return report_error("find", str(exc), EXIT_QUERY_FAILED)
     except KeyboardInterrupt:
         return 130
     return _exit_code(outcome)
@@ -444,8 +444,8 @@ def _exit_code(outcome: FindOutcome) -> int:
         if status is None or status.is_failure
     ]
     if failed:
-        return _error("find", "C-FIND failed (" + "; ".join(failed) + ")", EXIT_QUERY_FAILED)
+        return report_error("find", "C-FIND failed (" + "; ".join(failed) + ")", EXIT_QUERY_FAILED)
     if outcome.write_errors:
         message = "; ".join(outcome.write_errors)
-        return _error("find", message, EXIT_CANNOT_WRITE_OUTPUT_FILE)
+        return report_error("find", message, EXIT_CANNOT_WRITE_OUTPUT_FILE)
     return EXIT_OK

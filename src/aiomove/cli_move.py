@@ -67,7 +67,7 @@ EXIT_CANNOT_CLOSE_ASSOCIATION = 67
 EXIT_CMOVE_WARNING = 68
 EXIT_CMOVE_ERROR = 69
 
-_PREFER = {
+PREFER = {
     "uncompressed": Prefer.UNCOMPRESSED,
     "little": Prefer.LITTLE,
     "big": Prefer.BIG,
@@ -146,7 +146,7 @@ def exit_code_for_outcome(outcome: MoveOutcome) -> int:
     return code
 
 
-def _error(command: str, message: str, code: int) -> int:
+def report_error(command: str, message: str, code: int) -> int:
     # info, not error: the one-line reason below is what a person sees by default
     log.info(f"{command.replace('-', '_')}.failed", error=message, exit_code=code)
     sys.stderr.write(f"aiomove {command}: error: {message}\n")
@@ -208,7 +208,7 @@ def _settings(args: ParsedArgs) -> MoveSettings:
         proposed_transfer_syntaxes=proposed_transfer_syntaxes(_PROPOSE[str(args.propose)]),
         port=args.retrieve_port,
         sink=sink,
-        prefer=_PREFER[str(args.prefer)],
+        prefer=PREFER[str(args.prefer)],
         listen_host=_LISTEN_HOST[str(args.ip_version)],
         timeouts=Timeouts(connect=args.timeout, acse=args.acse_timeout, dimse=args.dimse_timeout),
         max_pdu_length=int(args.max_pdu),
@@ -220,12 +220,12 @@ def _settings(args: ParsedArgs) -> MoveSettings:
     )
 
 
-def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
+def start_command(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
     """Parse, handle --help/--version/--arguments, configure logging; or an exit code."""
     try:
         args = parse(spec, argv)
     except OptionError as exc:
-        return _error(command, str(exc), EXIT_SYNTAX)
+        return report_error(command, str(exc), EXIT_SYNTAX)
     if args.help:
         sys.stdout.write(format_help(spec, header=f"aiomove {__version__}") + "\n")
         return EXIT_OK
@@ -238,7 +238,7 @@ def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
         try:
             level, sinks = logconfig.load(Path(args.log_config))
         except logconfig.LogConfigError as exc:
-            return _error(command, str(exc), EXIT_SYNTAX)
+            return report_error(command, str(exc), EXIT_SYNTAX)
         configure_sinks(level, sinks)
     else:
         configure(effective_log_level(args), json=bool(args.log_json))
@@ -247,15 +247,15 @@ def _start(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | int:
     return args
 
 
-def _check_output_directory(command: str, directory: Path) -> int | None:
+def check_output_directory(command: str, directory: Path) -> int | None:
     """movescu: 45 when -od is not a directory, 40 when it cannot be written to."""
     problem = output_directory_problem(directory)
     if problem == "missing":
-        return _error(
+        return report_error(
             command, f"invalid output directory: {directory}", EXIT_INVALID_OUTPUT_DIRECTORY
         )
     if problem == "unwritable":
-        return _error(
+        return report_error(
             command, f"cannot write to output directory: {directory}", EXIT_CANNOT_WRITE_OUTPUT_FILE
         )
     return None
@@ -269,17 +269,17 @@ def _write_report(args: ParsedArgs, outcome: MoveOutcome) -> None:
 
 def move_main(argv: Sequence[str]) -> int:
     """`aiomove move [options] peer port [dcmfile-in...]`: the exit code."""
-    started = _start(MOVESCU, argv, "move")
+    started = start_command(MOVESCU, argv, "move")
     if isinstance(started, int):
         return started
     args = started
     try:
         settings = _settings(args)
     except (QueryError, ValueError) as exc:
-        return _error("move", str(exc), EXIT_SYNTAX)
+        return report_error("move", str(exc), EXIT_SYNTAX)
     sink = settings.sink
     if sink is not None and not sink.ignore:
-        code = _check_output_directory("move", sink.directory)
+        code = check_output_directory("move", sink.directory)
         if code is not None:
             return code
     outcome = MoveOutcome()
@@ -288,7 +288,7 @@ def move_main(argv: Sequence[str]) -> int:
     except AiomoveError as exc:
         outcome.error = str(exc)
         _write_report(args, outcome)
-        return _error("move", str(exc), exit_code_for_move(exc))
+        return report_error("move", str(exc), exit_code_for_move(exc))
     except KeyboardInterrupt:
         outcome.error = "interrupted"
         _write_report(args, outcome)
@@ -306,13 +306,13 @@ def move_main(argv: Sequence[str]) -> int:
             )
             for r in worst
         )
-        _error("move", f"C-MOVE did not succeed ({detail})", code)
+        report_error("move", f"C-MOVE did not succeed ({detail})", code)
     return code
 
 
 def store_scp_main(argv: Sequence[str]) -> int:
     """`aiomove store-scp [options] port`: a Storage SCP until interrupted."""
-    started = _start(STORESCP, argv, "store-scp")
+    started = start_command(STORESCP, argv, "store-scp")
     if isinstance(started, int):
         return started
     args = started
@@ -320,13 +320,13 @@ def store_scp_main(argv: Sequence[str]) -> int:
         Path(args.output_directory), options=_output_options(args), ignore=bool(args.ignore)
     )
     if not sink.ignore:
-        code = _check_output_directory("store-scp", sink.directory)
+        code = check_output_directory("store-scp", sink.directory)
         if code is not None:
             return code
     config = storage_config(
         str(args.aetitle),
         sink,
-        _PREFER[str(args.prefer)],
+        PREFER[str(args.prefer)],
         max_pdu_length=int(args.max_pdu),
         timeouts=Timeouts(
             acse=args.acse_timeout, dimse=args.dimse_timeout, write=args.socket_timeout or None
@@ -340,7 +340,7 @@ def store_scp_main(argv: Sequence[str]) -> int:
         run_async(run)
     except OSError as exc:
         code = EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
-        return _error("store-scp", f"cannot listen on port {args.port}: {exc.strerror}", code)
+        return report_error("store-scp", f"cannot listen on port {args.port}: {exc.strerror}", code)
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK

@@ -42,15 +42,15 @@ from pydicom import Dataset
 
 from aiomove.association import Peer, Timeouts
 from aiomove.cli_move import (
-    _PREFER,
     EXIT_CMOVE_ERROR,
     EXIT_CMOVE_WARNING,
     EXIT_OK,
     EXIT_SYNTAX,
-    _check_output_directory,
-    _error,
-    _start,
+    PREFER,
+    check_output_directory,
     exit_code_for_move,
+    report_error,
+    start_command,
 )
 from aiomove.errors import AiomoveError, ListenError, NoAcceptedContext, StatusError
 from aiomove.find import find_all
@@ -168,7 +168,7 @@ def settings_from(args: ParsedArgs) -> Settings:
         layout=layout,
         ae_title=str(args.aetitle),
         model=Model(args.model),
-        prefer=_PREFER[str(args.prefer)],
+        prefer=PREFER[str(args.prefer)],
         timeouts=Timeouts(connect=args.timeout, acse=args.acse_timeout, dimse=args.dimse_timeout),
         max_pdu_length=int(args.max_pdu),
         concurrency=int(args.concurrency),
@@ -670,15 +670,15 @@ def summary(outcome: Outcome) -> str:
 
 def retrieve_main(argv: Sequence[str]) -> int:
     """`aiomove retrieve [options] peer port`: the exit code."""
-    started = _start(RETRIEVE, argv, "retrieve")
+    started = start_command(RETRIEVE, argv, "retrieve")
     if isinstance(started, int):
         return started
     args = started
     try:
         settings = settings_from(args)
     except (QueryError, LayoutError, ValueError) as exc:
-        return _error("retrieve", str(exc), EXIT_SYNTAX)
-    code = _check_output_directory("retrieve", settings.output)
+        return report_error("retrieve", str(exc), EXIT_SYNTAX)
+    code = check_output_directory("retrieve", settings.output)
     if code is not None:
         return code
     live = sys.stderr.isatty() and LEVELS[effective_log_level(args)] <= logging.WARNING
@@ -702,7 +702,7 @@ def retrieve_main(argv: Sequence[str]) -> int:
     if code == EXIT_INTERRUPTED:
         sys.stderr.write("aiomove retrieve: interrupted\n")
     elif outcome.error is not None:
-        _error("retrieve", outcome.error, code)
+        report_error("retrieve", outcome.error, code)
     elif code != EXIT_OK:
-        _error("retrieve", summary(outcome), code)
+        report_error("retrieve", summary(outcome), code)
     return code
