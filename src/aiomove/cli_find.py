@@ -46,9 +46,10 @@ from pydicom.uid import generate_uid
 from aiomove.association import UNCOMPRESSED, Association, Peer, Timeouts, connect
 from aiomove.cli_move import report_error, start_command
 from aiomove.errors import AiomoveError, AssociationAborted
-from aiomove.find import CANCEL_TIMEOUT, MODALITY_WORKLIST_FIND, FindOperation, FindResponse
+from aiomove.find import MODALITY_WORKLIST_FIND, FindOperation, FindResponse
 from aiomove.log import get_logger
 from aiomove.movescu import output_directory_problem
+from aiomove.operation import CANCEL_TIMEOUT
 from aiomove.options import ParsedArgs
 from aiomove.options_find import FINDSCU
 from aiomove.options_specs import effective_log_level

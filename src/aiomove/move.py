@@ -6,38 +6,28 @@
         async for rsp in responses:
             ...  # rsp.status, rsp.remaining / completed / failed / warning
 
-It is an async context manager rather than an async generator so that nothing holds a cancel
-scope across a `yield`: leaving the block before the final response (break, exception,
-cancellation) sends C-CANCEL (PS3.7 §9.3.2.3) and waits, bounded and shielded, for the final
-response; if that does not come the association is aborted.
+Leaving the block before the final response sends C-CANCEL and drains, bounded; the shared
+machinery (and why it is not an async generator) is in `aiomove.operation`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING
 
-import anyio
 from pydicom import Dataset
 
-from aiomove.errors import AiomoveError, AssociationAborted, RemoteProtocolError
 from aiomove.log import get_logger
+from aiomove.operation import Operation
 from aiomove.proto import uids
-from aiomove.proto.dimse import CCancelRQ, CMoveRQ, CMoveRSP, Priority
+from aiomove.proto.dimse import CFindRSP, CMoveRQ, CMoveRSP, Priority
 from aiomove.proto.status import Status
-from aiomove.query import decode_identifier, encode_identifier
+from aiomove.query import decode_identifier
 
 if TYPE_CHECKING:
     from aiomove.association import Association
 
 log = get_logger("aiomove.move")
-
-#: How long a C-CANCEL may take to produce the final response before we abort.
-CANCEL_TIMEOUT = 30.0
-#: Bound on a response identifier (Failed SOP Instance UID List can be long, not unbounded).
-MAX_IDENTIFIER = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +59,12 @@ def _failed_uids(ds: Dataset) -> tuple[str, ...]:
     return tuple(str(v) for v in value if v)
 
 
-class MoveOperation:
+class MoveOperation(Operation[MoveResponse]):
     """One outstanding C-MOVE request on an association: iterate its responses."""
+
+    kind = "c_move"
+    response_name = "C-MOVE-RSP"
+    response_type = CMoveRSP
 
     def __init__(
         self,
@@ -81,81 +75,29 @@ class MoveOperation:
         model: str = uids.STUDY_ROOT_QR_MOVE,
         priority: int = Priority.MEDIUM,
     ) -> None:
-        self.assoc = assoc
-        self.identifier = identifier
+        super().__init__(assoc, identifier, model=model, priority=priority)
         self.destination = destination
-        self.model = model
-        self.priority = priority
-        self.context = assoc.context_for(model)
-        self.message_id = 0
-        self.final: MoveResponse | None = None
-        self.responses = 0
-        self.cancelled = False
-        self._started = False
 
-    async def __aenter__(self) -> MoveOperation:
-        await self.start()
-        return self
-
-    async def start(self) -> None:
-        """Send the C-MOVE-RQ and its identifier."""
-        if self._started:
-            return
-        self._started = True
-        self.message_id = self.assoc.next_message_id()
-        data = (
-            self.identifier
-            if isinstance(self.identifier, bytes)
-            else encode_identifier(self.identifier, self.context.transfer_syntax)
-        )
-        request = CMoveRQ(
+    def _request(self) -> CMoveRQ:
+        return CMoveRQ(
             message_id=self.message_id,
             affected_sop_class_uid=self.model,
             move_destination=self.destination,
             priority=self.priority,
         )
-        await self.assoc.send(request, self.context.context_id, data)
-        self.assoc.log.info("c_move.sent", message_id=self.message_id, destination=self.destination)
 
-    def __aiter__(self) -> AsyncIterator[MoveResponse]:
-        return self
-
-    async def __anext__(self) -> MoveResponse:
-        if self.final is not None:
-            raise StopAsyncIteration
-        return await self.next_response()
-
-    async def next_response(self) -> MoveResponse:
-        """Wait for the next C-MOVE-RSP of this request (DIMSE timeout applies)."""
-        await self.start()
-        while True:
-            got = await self.assoc.receive_command()
-            if got is None:
-                raise AssociationAborted("peer released the association during C-MOVE")
-            msg = got.message
-            if isinstance(msg, CMoveRSP) and msg.message_id_being_responded_to == self.message_id:
-                return self._record(msg, await self._identifier(msg))
-            # One request is outstanding: anything else is the peer's error. DCMTK stops too
-            # ("Unexpected Response MsgId"); waiting on would hang.
-            await self.assoc.abort()
-            detail = getattr(msg, "message_id_being_responded_to", None)
-            raise RemoteProtocolError(
-                f"unexpected {type(msg).__name__} (responding to {detail}) while waiting for "
-                f"C-MOVE-RSP to message {self.message_id}"
-            )
-
-    async def _identifier(self, msg: CMoveRSP) -> Dataset | None:
-        if not msg.has_dataset:
+    def _identifier(self, raw: bytes | None) -> Dataset | None:
+        if raw is None:
             return None
-        data = await self.assoc.read_dataset(MAX_IDENTIFIER)
         try:
-            return decode_identifier(data, self.context.transfer_syntax)
+            return decode_identifier(raw, self.context.transfer_syntax)
         except Exception as exc:  # pydicom raises many kinds on garbage
             self.assoc.log.warning("c_move.bad_identifier", error=str(exc))
             return None
 
-    def _record(self, msg: CMoveRSP, identifier: Dataset | None) -> MoveResponse:
-        self.responses += 1
+    def _record(self, msg: CFindRSP | CMoveRSP, raw: bytes | None) -> MoveResponse:
+        assert isinstance(msg, CMoveRSP)
+        identifier = self._identifier(raw)
         rsp = MoveResponse(
             status=Status(msg.status),
             message_id=self.message_id,
@@ -180,34 +122,3 @@ class MoveOperation:
         if rsp.is_final:
             self.final = rsp
         return rsp
-
-    async def cancel(self) -> None:
-        """Send C-CANCEL-RQ for this request (once); responses keep coming until the final."""
-        if self.cancelled or self.final is not None or not self._started:
-            return
-        self.cancelled = True
-        ctx = self.context.context_id
-        await self.assoc.send(CCancelRQ(message_id_being_responded_to=self.message_id), ctx)
-        self.assoc.log.info("c_move.cancel_sent", message_id=self.message_id)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.final is not None or not self._started or not self.assoc.is_established:
-            return
-        # Abandoned before the final response: C-CANCEL, then drain to the final response,
-        # bounded (the peer may ignore C-CANCEL; a second Ctrl-C ends the wait at once).
-        limit = min(CANCEL_TIMEOUT, self.assoc.timeouts.acse)
-        self.assoc.log.warning("c_move.cancelling", message_id=self.message_id, within=limit)
-        with anyio.CancelScope(shield=True):
-            try:
-                with anyio.fail_after(limit):
-                    await self.cancel()
-                    while self.final is None:
-                        await self.next_response()
-            except (AiomoveError, TimeoutError) as error:
-                self.assoc.log.warning("c_move.cancel_failed", error=repr(error))
-                await self.assoc.abort()

@@ -25,7 +25,8 @@ from pydicom import Dataset
 from aiomove.association import Association, Peer, Timeouts, connect
 from aiomove.errors import AssociationAborted, ListenError
 from aiomove.log import get_logger
-from aiomove.move import CANCEL_TIMEOUT, MoveResponse
+from aiomove.move import MoveResponse
+from aiomove.operation import CANCEL_TIMEOUT
 from aiomove.proto import uids
 from aiomove.proto.connection import DEFAULT_MAX_PDU_LENGTH
 from aiomove.proto.status import Status
