@@ -54,5 +54,14 @@ test-fast: install
 demo: install peers
 	bash scripts/demo.sh
 
+# Retrieve-to-self benchmark: DCMTK movescu, aiomove move, pynetdicom (bench/README.md).
+# Data goes to a temporary directory. BENCH_ARGS passes options, e.g. BENCH_ARGS=--orthanc.
+.PHONY: bench bench-quick
+bench: install peers
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-quick: install peers
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

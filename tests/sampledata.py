@@ -88,7 +88,9 @@ class CorpusFile:
 
 def uid(*parts: object) -> UID:
     """A valid UID (< 64 characters, pydicom's root) that is a pure function of `parts`."""
-    return generate_uid(entropy_srcs=["aiomove-tests", *(str(p) for p in parts)])
+    # One joined source: pydicom concatenates its entropy sources without a separator, so
+    # ("1", "12") and ("11", "2") would collide.
+    return generate_uid(entropy_srcs=["aiomove-tests/" + "/".join(str(p) for p in parts)])
 
 
 def _pixel_bytes(n_pixels: int, seed: Sequence[object], *, big_endian: bool) -> bytes:

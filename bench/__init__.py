@@ -1,0 +1,1 @@
+"""The aiomove benchmark (`make bench`); see bench/README.md."""
