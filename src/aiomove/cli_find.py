@@ -44,7 +44,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import generate_uid
 
 from aiomove.association import UNCOMPRESSED, Association, Peer, Timeouts, connect
-from aiomove.cli_move import report_error, start_command
+from aiomove.cli_move import PROPOSE, report_error, start_command
 from aiomove.errors import AiomoveError, AssociationAborted
 from aiomove.find import MODALITY_WORKLIST_FIND, FindOperation, FindResponse
 from aiomove.log import get_logger
@@ -71,7 +71,7 @@ from aiomove.query import (
 )
 from aiomove.runner import run_async
 from aiomove.storage import encode_file_meta
-from aiomove.transfer import Propose, proposed_transfer_syntaxes
+from aiomove.transfer import proposed_transfer_syntaxes
 
 log = get_logger("aiomove.cli")
 
@@ -81,13 +81,6 @@ EXIT_SYNTAX = 1
 EXIT_QUERY_FAILED = 2
 EXIT_CANNOT_WRITE_OUTPUT_FILE = 40
 
-_PROPOSE = {
-    "uncompressed": Propose.UNCOMPRESSED,
-    "little": Propose.LITTLE,
-    "big": Propose.BIG,
-    "deflated": Propose.DEFLATED,
-    "implicit": Propose.IMPLICIT,
-}
 _FRIENDLY = ("patient_id", "study_uid", "series_uid", "accession")
 
 
@@ -211,7 +204,7 @@ def settings_from_args(args: ParsedArgs) -> FindSettings:
         identifiers=find_identifiers(args, fields),
         model=MODALITY_WORKLIST_FIND if model is None else model.find_uid,
         ae_title=str(args.aetitle),
-        proposed_transfer_syntaxes=proposed_transfer_syntaxes(_PROPOSE[str(args.propose)]),
+        proposed_transfer_syntaxes=proposed_transfer_syntaxes(PROPOSE[str(args.propose)]),
         compression_level=int(args.compression_level),
         timeouts=Timeouts(
             connect=args.timeout,

@@ -92,7 +92,7 @@ PREFER = {
     "implicit": Prefer.IMPLICIT,
     "accept-all": Prefer.ACCEPT_ALL,
 }
-_PROPOSE = {
+PROPOSE = {
     "uncompressed": Propose.UNCOMPRESSED,
     "little": Propose.LITTLE,
     "big": Propose.BIG,
@@ -205,7 +205,7 @@ def _settings(args: ParsedArgs) -> MoveSettings:
         destination=move_destination(args),
         model=model.move_uid,
         find_model=model.find_uid,
-        proposed_transfer_syntaxes=proposed_transfer_syntaxes(_PROPOSE[str(args.propose)]),
+        proposed_transfer_syntaxes=proposed_transfer_syntaxes(PROPOSE[str(args.propose)]),
         port=args.retrieve_port,
         sink=sink,
         prefer=PREFER[str(args.prefer)],
