@@ -16,20 +16,14 @@ import typer
 from aiomove import __version__
 from aiomove.association import Peer, Timeouts, connect
 from aiomove.errors import (
-    AcseTimeout,
     AiomoveError,
     AssociationAborted,
     AssociationError,
-    AssociationRejected,
-    AssociationRequestFailed,
-    ConnectError,
-    ConnectTimeout,
     DimseTimeout,
-    NoAcceptedContext,
     ProtocolError,
-    ReleaseFailed,
     TransportError,
 )
+from aiomove.exitcodes import association_exit_code
 from aiomove.log import LEVELS, configure, get_logger
 from aiomove.proto import uids
 from aiomove.runner import run_async
@@ -58,19 +52,9 @@ app = typer.Typer(
 
 def exit_code_for(exc: BaseException) -> int:
     """The DCMTK exit code for an error (the single place where this mapping lives)."""
-    if isinstance(exc, NoAcceptedContext):
-        return EXIT_NO_PRESENTATION_CONTEXT
-    if isinstance(exc, ReleaseFailed):
-        return EXIT_CANNOT_CLOSE_ASSOCIATION
-    if isinstance(
-        exc,
-        AssociationRejected
-        | AssociationRequestFailed
-        | ConnectError
-        | ConnectTimeout
-        | AcseTimeout,
-    ):
-        return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
+    code = association_exit_code(exc)
+    if code is not None:
+        return code
     if isinstance(exc, AssociationAborted | DimseTimeout | TransportError | ProtocolError):
         return EXIT_ASSOCIATION_ABORTED
     if isinstance(exc, AssociationError):

@@ -18,17 +18,11 @@ from pydicom import Dataset
 from aiomove import __version__, logconfig
 from aiomove.association import Peer, Timeouts
 from aiomove.errors import (
-    AcseTimeout,
     AiomoveError,
-    AssociationRejected,
-    AssociationRequestFailed,
-    ConnectError,
-    ConnectTimeout,
     ListenError,
     LocalProtocolError,
-    NoAcceptedContext,
-    ReleaseFailed,
 )
+from aiomove.exitcodes import association_exit_code
 from aiomove.log import configure, configure_sinks, get_logger
 from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_problem, run_move
 from aiomove.options import OptionError, ParsedArgs, format_arguments, format_help, parse
@@ -118,20 +112,8 @@ def exit_code_for_move(exc: BaseException) -> int:
         return EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
     if isinstance(exc, LocalProtocolError):  # e.g. an AE title that cannot be encoded
         return EXIT_CANNOT_CREATE_ASSOC_PARAMETERS
-    if isinstance(exc, NoAcceptedContext):
-        return EXIT_NO_PRESENTATION_CONTEXT
-    if isinstance(exc, ReleaseFailed):
-        return EXIT_CANNOT_CLOSE_ASSOCIATION
-    if isinstance(
-        exc,
-        AssociationRejected
-        | AssociationRequestFailed
-        | ConnectError
-        | ConnectTimeout
-        | AcseTimeout,
-    ):
-        return EXIT_CANNOT_NEGOTIATE_ASSOCIATION
-    return EXIT_CMOVE_ERROR
+    code = association_exit_code(exc)
+    return EXIT_CMOVE_ERROR if code is None else code
 
 
 def exit_code_for_outcome(outcome: MoveOutcome) -> int:
