@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 
 from aiomove.errors import (
     AcseTimeout,
@@ -436,6 +438,26 @@ def _aborted(event: Aborted) -> AssociationAborted:
     )
 
 
+async def _open_stream(
+    peer: Peer,
+    local_host: str | None,
+    ssl_context: ssl.SSLContext | None,
+    server_hostname: str | None,
+) -> anyio.abc.ByteStream:
+    """TCP, wrapped in TLS when asked. DICOM peers often close without TLS close_notify,
+    so the stream is not "standard compatible" (a bare EOF is a normal end)."""
+    if ssl_context is None:
+        return await anyio.connect_tcp(peer.host, peer.port, local_host=local_host)
+    return await anyio.connect_tcp(
+        peer.host,
+        peer.port,
+        local_host=local_host,
+        ssl_context=ssl_context,
+        tls_hostname=server_hostname or peer.host,
+        tls_standard_compatible=False,
+    )
+
+
 @asynccontextmanager
 async def connect(
     peer: Peer,
@@ -446,10 +468,15 @@ async def connect(
     max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
     timeouts: Timeouts = Timeouts(),
     local_host: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> AsyncIterator[Association]:
     """Open an association to `peer` (IPv4 or IPv6), release it on exit, abort it on error.
 
-    `contexts` are proposed in order with odd context IDs (PS3.8 §9.3.2.2).
+    `contexts` are proposed in order with odd context IDs (PS3.8 §9.3.2.2). With
+    `ssl_context` the connection is DICOM TLS (PS3.15 Annex B): the handshake is bounded by
+    the connect timeout; `server_hostname` is sent as SNI and checked when the context asks
+    for host name checking (default: the peer's host).
     """
     rq = AAssociateRQ(
         called_ae_title=peer.ae_title,
@@ -462,9 +489,11 @@ async def connect(
     log.debug("association.requesting", peer=str(peer), calling_ae=ae_title, contexts=len(contexts))
     try:
         with anyio.fail_after(timeouts.connect):
-            stream = await anyio.connect_tcp(peer.host, peer.port, local_host=local_host)
+            stream = await _open_stream(peer, local_host, ssl_context, server_hostname)
     except TimeoutError as exc:
         raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
+    except ssl.SSLError as exc:
+        raise ConnectError(f"TLS handshake with {peer} failed: {exc.reason or exc}") from exc
     except OSError as exc:
         root: BaseException = exc
         while root.__cause__ is not None:  # anyio wraps the per-address errors
@@ -472,6 +501,8 @@ async def connect(
         code = getattr(root, "errno", None)
         reason = os.strerror(code) if isinstance(code, int) else str(root)
         raise ConnectError(f"cannot connect to {peer}: {reason}") from exc
+    except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        raise ConnectError(f"TLS handshake with {peer} failed: {exc!r}") from exc
     link = Link(stream, conn, timeouts.send)
     try:
         conn.transport_connected(link.now())

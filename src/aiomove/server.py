@@ -9,12 +9,15 @@ is answered by default.
 from __future__ import annotations
 
 import itertools
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSListener
 
 from aiomove.association import UNCOMPRESSED, Association, Timeouts, local_user_items
 from aiomove.errors import AcseTimeout, AiomoveError, DimseTimeout
@@ -118,6 +121,9 @@ class AcceptorConfig:
     handlers: Mapping[type, Handler] = field(default_factory=lambda: {CEchoRQ: handle_echo})
     #: Optional: keep track of the live associations (see `ActiveAssociations`).
     registry: ActiveAssociations | None = None
+    #: DICOM TLS (PS3.15 Annex B) on every accepted connection; the handshake runs in the
+    #: connection's own task, bounded by the ACSE timeout.
+    ssl_context: ssl.SSLContext | None = None
 
 
 async def accept_association(
@@ -224,7 +230,7 @@ async def _refuse(assoc: Association, context_id: int, request: DimseMessage) ->
     await assoc.send(response, context_id)
 
 
-async def handle_connection(stream: anyio.abc.SocketStream, config: AcceptorConfig) -> None:
+async def handle_connection(stream: anyio.abc.ByteStream, config: AcceptorConfig) -> None:
     """Everything one connection does, with every failure contained here."""
     conn_id = next(_conn_ids)
     address = stream.extra(SocketAttribute.remote_address, None)
@@ -268,13 +274,21 @@ async def serve(
     Use with `port = await task_group.start(serve, config)`.
     """
     config = config or AcceptorConfig()
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    tcp = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    listener: anyio.abc.Listener[Any] = tcp
+    if config.ssl_context is not None:
+        listener = TLSListener(
+            tcp,
+            config.ssl_context,
+            standard_compatible=False,
+            handshake_timeout=config.timeouts.acse,
+        )
     async with listener:
-        bound = listener.extra(SocketAttribute.local_port)
+        bound = tcp.extra(SocketAttribute.local_port)
         log.info("server.listening", port=bound, ae_title=config.ae_title)
         task_status.started(bound)
 
-        async def handler(stream: anyio.abc.SocketStream) -> None:
+        async def handler(stream: anyio.abc.ByteStream) -> None:
             await handle_connection(stream, config)
 
         await listener.serve(handler)
