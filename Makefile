@@ -34,6 +34,15 @@ peers:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc; \
 	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now orthanc.service || true; fi; \
 	fi
+	@# PostgreSQL (the daemon's shared job store). Tests run a throwaway cluster with initdb and
+	@# pg_ctl as a non-root user on a free port; the Debian service is never used.
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "PostgreSQL present: $$(ls -d /usr/lib/postgresql/*/bin | head -1)"; \
+	else \
+	  echo "installing PostgreSQL (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now postgresql.service || true; fi; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check src tests

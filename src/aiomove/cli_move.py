@@ -178,7 +178,10 @@ def _settings(args: ParsedArgs) -> MoveSettings:
     sink = None
     if args.retrieve_port is not None:
         sink = FileSink(
-            Path(args.output_directory), options=_output_options(args), ignore=bool(args.ignore)
+            Path(args.output_directory),
+            options=_output_options(args),
+            ignore=bool(args.ignore),
+            fsync=bool(args.fsync),
         )
     return MoveSettings(
         peer=Peer(str(args.peer), int(args.port), str(args.call)),
@@ -299,7 +302,10 @@ def store_scp_main(argv: Sequence[str]) -> int:
         return started
     args = started
     sink = FileSink(
-        Path(args.output_directory), options=_output_options(args), ignore=bool(args.ignore)
+        Path(args.output_directory),
+        options=_output_options(args),
+        ignore=bool(args.ignore),
+        fsync=bool(args.fsync),
     )
     if not sink.ignore:
         code = check_output_directory("store-scp", sink.directory)

@@ -90,6 +90,7 @@ class Settings:
     max_pdu_length: int = 16384
     concurrency: int = 4
     linger: float = 5.0
+    fsync: bool = False
     key: str = "StudyInstanceUID"  # what `keys` are
     keys: tuple[str, ...] = ()
     query: Dataset | None = None  # the -k C-FIND identifier
@@ -173,6 +174,7 @@ def settings_from(args: ParsedArgs) -> Settings:
         max_pdu_length=int(args.max_pdu),
         concurrency=int(args.concurrency),
         linger=float(args.linger),
+        fsync=bool(args.fsync),
         key=key,
         keys=keys,
         query=query,
@@ -591,7 +593,13 @@ async def retrieve_study(
 async def run(settings: Settings, outcome: Outcome, tracker: Tracker) -> None:
     limiter = anyio.CapacityLimiter(settings.concurrency)
     with staging_area(settings.output) as staging:
-        sink = LayoutSink(settings.output, settings.layout, staging, on_placed=tracker.placed)
+        sink = LayoutSink(
+            settings.output,
+            settings.layout,
+            staging,
+            on_placed=tracker.placed,
+            fsync=settings.fsync,
+        )
         async with contextlib.AsyncExitStack() as stack:
             try:
                 session = await stack.enter_async_context(

@@ -240,8 +240,11 @@ class LayoutSink(FileSink):
         *,
         options: OutputOptions | None = None,
         on_placed: OnPlaced | None = None,
+        fsync: bool = False,
     ) -> None:
-        super().__init__(staging, options=options or OutputOptions(), filename=self._staged_name)
+        super().__init__(
+            staging, options=options or OutputOptions(), filename=self._staged_name, fsync=fsync
+        )
         self._numbers = itertools.count(1)
         self.root = Path(root)
         self.layout = layout

@@ -68,6 +68,8 @@ _RETRIEVE_INPUT = """
   {StudyInstanceUID}/{SeriesInstanceUID}/
   {SOPInstanceUID}.dcm)
 .   --report       @str  [f]ilename: string|write a JSON report to file f
+.   --fsync        True  fsync each received file before answering
+  (durable across power loss; slower)
 # retrieve options
 [] *
 .   --concurrency  @str  [n]umber: integer (default: 4)

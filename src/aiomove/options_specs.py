@@ -451,6 +451,8 @@ _MOVESCU_EXTENSIONS = """
   |keep storage associations open s seconds
   after the final C-MOVE response
 .  --report      @str   [f]ilename: string|write a JSON report to file f
+.  --fsync       True   fsync each received file before answering
+  (durable across power loss; slower)
 .  --log-json    True   log as JSON lines
 """
 
@@ -546,7 +548,11 @@ STORESCP = CommandSpec(
                 deflate_with="",
             )
         ),
-        *_table("# aiomove extensions\n[] *\n.  --log-json  True  log as JSON lines"),
+        *_table(
+            "# aiomove extensions\n[] *\n"
+            ".  --fsync     True  fsync each received file before answering\n"
+            ".  --log-json  True  log as JSON lines"
+        ),
     ),
     defaults={
         "prefer": "uncompressed",

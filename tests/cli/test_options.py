@@ -97,7 +97,7 @@ TLS_MANUAL = [
 EXTENSIONS = [
     ("", "--patient-id", 1), ("", "--study-uid", 1), ("", "--series-uid", 1),
     ("", "--sop-uid", 1), ("", "--accession", 1), ("", "--level", 1), ("", "--strict", 0),
-    ("", "--linger", 1), ("", "--report", 1), ("", "--log-json", 0),
+    ("", "--linger", 1), ("", "--report", 1), ("", "--fsync", 0), ("", "--log-json", 0),
 ]  # fmt: skip
 ALL_MOVESCU = MOVESCU_367 + NEWER_MANUAL + TLS_MANUAL + EXTENSIONS
 

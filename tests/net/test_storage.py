@@ -145,6 +145,22 @@ async def test_write_dataset_mode_writes_only_the_data_set(tmp_path: Path) -> No
     assert (tmp_path / "CT.1.2.3.9").read_bytes() == sent
 
 
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_fsync_runs_once_per_file_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    synced: list[int] = []
+    real_fsync = storage.os.fsync
+    monkeypatch.setattr(storage.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    sink = FileSink(tmp_path, fsync=fsync)
+    async with storage_scp(sink) as port, storage_scu(port) as assoc:
+        for uid in ("1.2.3.21", "1.2.3.22"):
+            sent = encode(make_dataset(uid), uids.EXPLICIT_VR_LE)
+            assert (await c_store(assoc, sent, uid)).status == 0
+    assert files(tmp_path) == ["CT.1.2.3.21", "CT.1.2.3.22"]
+    assert len(synced) == (2 if fsync else 0)
+
+
 async def test_ignore_mode_writes_nothing_and_succeeds(tmp_path: Path) -> None:
     sink = RecordingSink(tmp_path, ignore=True)
     async with storage_scp(sink) as port, storage_scu(port) as assoc:
