@@ -14,7 +14,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
@@ -95,11 +95,15 @@ DimseEvent = CommandReceived | DataReceived
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """A remote application entity: where it listens and its AE title."""
+    """A remote application entity: where it listens, its AE title, and how to reach it.
+
+    `ssl_context`: connect with DICOM TLS (PS3.15 Annex B); `connect()`'s own argument wins.
+    """
 
     host: str
     port: int
     ae_title: str = "ANY-SCP"
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
@@ -489,7 +493,9 @@ async def connect(
     log.debug("association.requesting", peer=str(peer), calling_ae=ae_title, contexts=len(contexts))
     try:
         with anyio.fail_after(timeouts.connect):
-            stream = await _open_stream(peer, local_host, ssl_context, server_hostname)
+            stream = await _open_stream(
+                peer, local_host, ssl_context or peer.ssl_context, server_hostname
+            )
     except TimeoutError as exc:
         raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
     except ssl.SSLError as exc:

@@ -20,6 +20,7 @@ Success before its C-STOREs arrive).
 from __future__ import annotations
 
 import itertools
+import ssl
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -295,10 +296,12 @@ async def open_session(
     *,
     port: int = 0,
     host: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     **options: Any,
 ) -> AsyncIterator[RetrieveSession]:
     """A `RetrieveSession` with its Storage SCP listening (`session.port`; 0 = OS-chosen).
 
+    `ssl_context` makes the Storage SCP accept DICOM TLS only (outgoing TLS is per `Peer`).
     Options are `RetrieveSession`'s (ae_title, per_peer_limit, prefer, timeouts, linger, ...).
     """
     session = RetrieveSession(sink=sink, **options)
@@ -310,6 +313,7 @@ async def open_session(
         max_pdu_length=session.max_pdu_length,
         timeouts=session.timeouts,
         registry=session.registry,
+        ssl_context=ssl_context,
     )
     async with anyio.create_task_group() as tg:
         session.port = await tg.start(serve, config, host, port)

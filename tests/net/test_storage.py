@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import struct
 import tracemalloc
 from pathlib import Path
@@ -150,8 +151,13 @@ async def test_fsync_runs_once_per_file_only_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
 ) -> None:
     synced: list[int] = []
-    real_fsync = storage.os.fsync
-    monkeypatch.setattr(storage.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     sink = FileSink(tmp_path, fsync=fsync)
     async with storage_scp(sink) as port, storage_scu(port) as assoc:
         for uid in ("1.2.3.21", "1.2.3.22"):
