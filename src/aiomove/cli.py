@@ -8,6 +8,7 @@ in one place, `exit_code_for()`, and reported as one line on stderr.
 from __future__ import annotations
 
 import platform
+import ssl
 import sys
 from typing import Annotated, NoReturn
 
@@ -27,6 +28,7 @@ from aiomove.exitcodes import association_exit_code
 from aiomove.log import LEVELS, configure, get_logger
 from aiomove.proto import uids
 from aiomove.runner import run_async
+from aiomove.tls import TlsError, TlsSettings, client_context
 
 # DCMTK exit codes (movescu/echoscu manuals, "EXIT CODES").
 EXIT_OK = 0
@@ -77,7 +79,8 @@ def version_text() -> str:
     return (
         f"aiomove {__version__}\n"
         f"  python {platform.python_version()}, {deps}\n"
-        "  features: IPv4, IPv6, C-ECHO SCU/SCP, C-MOVE SCU, Storage SCP, zlib (deflate); TLS: no"
+        "  features: IPv4, IPv6, C-ECHO SCU/SCP, C-MOVE SCU, Storage SCP, zlib (deflate); TLS: "
+        + ssl.OPENSSL_VERSION
     )
 
 
@@ -182,6 +185,45 @@ def echo_command(
     arguments: Annotated[
         bool, typer.Option("--arguments", help="Print the expanded command line arguments.")
     ] = False,
+    tls: Annotated[
+        tuple[str, str] | None,
+        typer.Option("+tls", "--enable-tls", help="TLS with private key and certificate files."),
+    ] = None,
+    anonymous_tls: Annotated[
+        bool, typer.Option("+tla", "--anonymous-tls", help="TLS without a certificate.")
+    ] = False,
+    use_passwd: Annotated[
+        str | None, typer.Option("+pw", "--use-passwd", help="Private key password.")
+    ] = None,
+    null_passwd: Annotated[
+        bool, typer.Option("-pw", "--null-passwd", help="Empty private key password.")
+    ] = False,
+    der_keys: Annotated[
+        bool, typer.Option("-der", "--der-keys", help="Keys and certificates are DER files.")
+    ] = False,
+    add_cert_file: Annotated[
+        list[str] | None, typer.Option("+cf", "--add-cert-file", help="Trust this certificate.")
+    ] = None,
+    add_cert_dir: Annotated[
+        list[str] | None,
+        typer.Option("+cd", "--add-cert-dir", help="Trust certificates in this hash directory."),
+    ] = None,
+    add_crl_file: Annotated[
+        list[str] | None,
+        typer.Option("+crl", "--add-crl-file", help="Certificate revocation list (+crv)."),
+    ] = None,
+    crl_leaf: Annotated[
+        bool, typer.Option("+crv", "--enable-crl-vfy", help="CRL check of the peer.")
+    ] = False,
+    crl_all: Annotated[
+        bool, typer.Option("+cra", "--enable-crl-all", help="CRL check of the whole chain.")
+    ] = False,
+    cipher: Annotated[
+        list[str] | None, typer.Option("+cs", "--cipher", help="Add a TLS 1.2 cipher suite.")
+    ] = None,
+    ignore_peer_cert: Annotated[
+        bool, typer.Option("-ic", "--ignore-peer-cert", help="Do not verify the peer.")
+    ] = False,
 ) -> None:
     """Verify a DICOM peer with C-ECHO (like DCMTK echoscu)."""
     if arguments:
@@ -199,9 +241,37 @@ def echo_command(
         connect=timeout, acse=acse_timeout, dimse=dimse_timeout, write=socket_timeout or None
     )
 
+    given = {
+        "--use-passwd": use_passwd is not None,
+        "--null-passwd": null_passwd,
+        "--der-keys": der_keys,
+        "--add-cert-file": bool(add_cert_file),
+        "--add-cert-dir": bool(add_cert_dir),
+        "--add-crl-file": bool(add_crl_file),
+        "--enable-crl-vfy": crl_leaf,
+        "--enable-crl-all": crl_all,
+        "--cipher": bool(cipher),
+        "--ignore-peer-cert": ignore_peer_cert,
+    }
+    settings = None
+    if tls is not None or anonymous_tls:
+        settings = TlsSettings(
+            key_file=tls[0] if tls else None,
+            cert_file=tls[1] if tls else None,
+            password="" if null_passwd else use_passwd,
+            der=der_keys,
+            ca_files=tuple(add_cert_file or ()),
+            ca_dirs=tuple(add_cert_dir or ()),
+            crl_files=tuple(add_crl_file or ()),
+            crl_check="chain" if crl_all else "leaf" if crl_leaf else "none",
+            ciphers=tuple(cipher or ()),
+            peer_certificate="ignore" if ignore_peer_cert else "require",
+        )
+    ssl_context = _echo_tls_context(settings, given)
+
     async def run() -> int:
         async with connect(
-            Peer(peer, port, call),
+            Peer(peer, port, call, ssl_context=ssl_context),
             ae_title=aetitle,
             contexts=contexts,
             max_pdu_length=max_pdu,
@@ -226,6 +296,25 @@ def echo_command(
     if code == EXIT_DIMSE_FAILURE:
         sys.stderr.write("aiomove echo: error: C-ECHO answered with a non-success status\n")
     raise typer.Exit(code)
+
+
+def _echo_tls_context(
+    settings: TlsSettings | None, given: dict[str, bool]
+) -> ssl.SSLContext | None:
+    """echoscu's TLS: its checkDependence on `+tls`/`+tla`, then the context. echoscu 3.6.7
+    exits 1 when its TLS layer cannot be created (its table's 70 is "association aborted")."""
+    if settings is None:
+        for name in (name for name, was_given in given.items() if was_given):
+            sys.stderr.write(
+                f"aiomove echo: error: {name} only allowed with --enable-tls or --anonymous-tls\n"
+            )
+            raise typer.Exit(EXIT_SYNTAX)
+        return None
+    try:
+        return client_context(settings)
+    except TlsError as exc:
+        sys.stderr.write(f"aiomove echo: error: {exc}\n")
+        raise typer.Exit(EXIT_SYNTAX) from None
 
 
 _RAW = {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import ssl
 import sys
 import zlib
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ from aiomove.movescu import output_directory_problem
 from aiomove.operation import CANCEL_TIMEOUT
 from aiomove.options import ParsedArgs
 from aiomove.options_find import FINDSCU
-from aiomove.options_specs import effective_log_level
+from aiomove.options_specs import effective_log_level, tls_settings
 from aiomove.proto import uids
 from aiomove.proto.status import Status
 from aiomove.query import (
@@ -71,6 +72,7 @@ from aiomove.query import (
 )
 from aiomove.runner import run_async
 from aiomove.storage import encode_file_meta
+from aiomove.tls import TlsError, client_context
 from aiomove.transfer import proposed_transfer_syntaxes
 
 log = get_logger("aiomove.cli")
@@ -191,6 +193,12 @@ def find_identifiers(args: ParsedArgs, fields: Sequence[tuple[str, BaseTag]] = (
     return result
 
 
+def _tls_context(args: ParsedArgs) -> ssl.SSLContext | None:
+    """`+tls`/`+tla` and the other TLS options; TlsError when they cannot make a context."""
+    settings = tls_settings(args)
+    return None if settings is None else client_context(settings)
+
+
 def settings_from_args(args: ParsedArgs) -> FindSettings:
     """`FindSettings` from findscu's options; QueryError for a bad key, file or field."""
     model = _model(args)
@@ -200,7 +208,7 @@ def settings_from_args(args: ParsedArgs) -> FindSettings:
     default_show = not (extract or quiet or args.output_format is not None)
     show = default_show if args.show_responses is None else bool(args.show_responses)
     return FindSettings(
-        peer=Peer(str(args.peer), int(args.port), str(args.call)),
+        peer=Peer(str(args.peer), int(args.port), str(args.call), ssl_context=_tls_context(args)),
         identifiers=find_identifiers(args, fields),
         model=MODALITY_WORKLIST_FIND if model is None else model.find_uid,
         ae_title=str(args.aetitle),
@@ -413,6 +421,8 @@ def find_main(argv: Sequence[str]) -> int:
     try:
         settings = settings_from_args(args)
     except (QueryError, ValueError) as exc:
+        return report_error("find", str(exc), EXIT_SYNTAX)
+    except TlsError as exc:  # findscu has no TLS exit code: 3.6.7 exits 1 here
         return report_error("find", str(exc), EXIT_SYNTAX)
     if settings.extract_dir is not None:
         problem = output_directory_problem(settings.extract_dir)

@@ -31,6 +31,7 @@ from aiomove.options_specs import (
     STORESCP,
     effective_log_level,
     move_destination,
+    tls_settings,
 )
 from aiomove.query import (
     Model,
@@ -43,6 +44,14 @@ from aiomove.query import (
 from aiomove.runner import run_async
 from aiomove.server import serve
 from aiomove.storage import FileSink, OutputOptions, storage_config
+from aiomove.tls import (
+    TlsError,
+    ask_password_once,
+    client_context,
+    list_ciphers,
+    list_profiles,
+    server_context,
+)
 from aiomove.transfer import Prefer, Propose, proposed_transfer_syntaxes
 
 log = get_logger("aiomove.cli")
@@ -60,6 +69,7 @@ EXIT_NO_PRESENTATION_CONTEXT = 66
 EXIT_CANNOT_CLOSE_ASSOCIATION = 67
 EXIT_CMOVE_WARNING = 68
 EXIT_CMOVE_ERROR = 69
+EXIT_CANNOT_CREATE_TLS_LAYER = 70
 
 PREFER = {
     "uncompressed": Prefer.UNCOMPRESSED,
@@ -108,6 +118,8 @@ def exit_code_for_move(exc: BaseException) -> int:
     """movescu's exit code for an error (the one place where this mapping lives)."""
     if isinstance(exc, OptionError | QueryError):
         return EXIT_SYNTAX
+    if isinstance(exc, TlsError):
+        return EXIT_CANNOT_CREATE_TLS_LAYER
     if isinstance(exc, ListenError):
         return EXIT_INSUFFICIENT_PRIVILEGES if exc.errno == 13 else EXIT_CANNOT_INITIALIZE_NETWORK
     if isinstance(exc, LocalProtocolError):  # e.g. an AE title that cannot be encoded
@@ -183,8 +195,15 @@ def _settings(args: ParsedArgs) -> MoveSettings:
             ignore=bool(args.ignore),
             fsync=bool(args.fsync),
         )
+    tls = tls_settings(args)
+    tls = ask_password_once(tls) if tls else None
     return MoveSettings(
-        peer=Peer(str(args.peer), int(args.port), str(args.call)),
+        peer=Peer(
+            str(args.peer),
+            int(args.port),
+            str(args.call),
+            ssl_context=client_context(tls) if tls else None,
+        ),
         identifiers=identifiers(args, model),
         ae_title=str(args.aetitle),
         destination=move_destination(args),
@@ -202,6 +221,7 @@ def _settings(args: ParsedArgs) -> MoveSettings:
         cancel_after=args.cancel,
         linger=float(args.linger),
         pending_read=args.pending == "read",
+        storage_ssl_context=server_context(tls) if tls and sink else None,
     )
 
 
@@ -218,6 +238,9 @@ def start_command(spec: Any, argv: Sequence[str], command: str) -> ParsedArgs | 
         from aiomove.cli import version_text
 
         sys.stdout.write(version_text() + "\n")
+        return EXIT_OK
+    if args.tls_list_profiles or args.tls_list_ciphers:  # +ph / +cc: print and exit, as DCMTK
+        sys.stdout.write((list_profiles() if args.tls_list_profiles else list_ciphers()) + "\n")
         return EXIT_OK
     if args.log_config is not None:
         try:
@@ -262,6 +285,8 @@ def move_main(argv: Sequence[str]) -> int:
         settings = _settings(args)
     except (QueryError, ValueError) as exc:
         return report_error("move", str(exc), EXIT_SYNTAX)
+    except TlsError as exc:
+        return report_error("move", str(exc), EXIT_CANNOT_CREATE_TLS_LAYER)
     sink = settings.sink
     if sink is not None and not sink.ignore:
         code = check_output_directory("move", sink.directory)
@@ -311,6 +336,11 @@ def store_scp_main(argv: Sequence[str]) -> int:
         code = check_output_directory("store-scp", sink.directory)
         if code is not None:
             return code
+    tls = tls_settings(args)
+    try:
+        ssl_context = server_context(tls) if tls else None
+    except TlsError as exc:
+        return report_error("store-scp", str(exc), EXIT_CANNOT_CREATE_TLS_LAYER)
     config = storage_config(
         str(args.aetitle),
         sink,
@@ -319,6 +349,7 @@ def store_scp_main(argv: Sequence[str]) -> int:
         timeouts=Timeouts(
             acse=args.acse_timeout, dimse=args.dimse_timeout, write=args.socket_timeout or None
         ),
+        ssl_context=ssl_context,
     )
 
     async def run() -> None:

@@ -28,6 +28,7 @@ import contextlib
 import csv
 import json
 import logging
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ from pydicom import Dataset
 
 from aiomove.association import Peer, Timeouts
 from aiomove.cli_move import (
+    EXIT_CANNOT_CREATE_TLS_LAYER,
     EXIT_CMOVE_ERROR,
     EXIT_CMOVE_WARNING,
     EXIT_OK,
@@ -58,12 +60,13 @@ from aiomove.layout import DEFAULT_LAYOUT, Layout, LayoutError, LayoutSink, stag
 from aiomove.log import LEVELS, configure, get_logger
 from aiomove.options import ParsedArgs
 from aiomove.options_retrieve import RETRIEVE
-from aiomove.options_specs import effective_log_level
+from aiomove.options_specs import effective_log_level, tls_settings
 from aiomove.proto import uids
 from aiomove.query import Model, QueryError, build_identifier, friendly_identifier
 from aiomove.retrieve import RetrieveResult, RetrieveSession, open_session
 from aiomove.runner import run_async
 from aiomove.storage import StoreRequest, StoreResult
+from aiomove.tls import TlsError, ask_password_once, client_context, server_context
 from aiomove.transfer import Prefer
 
 log = get_logger("aiomove.retrieve")
@@ -94,6 +97,8 @@ class Settings:
     key: str = "StudyInstanceUID"  # what `keys` are
     keys: tuple[str, ...] = ()
     query: Dataset | None = None  # the -k C-FIND identifier
+    #: DICOM TLS on the Storage SCP (the outgoing associations' is `peer.ssl_context`).
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
 
 def read_keys(path: Path, key_type: str | None) -> tuple[str, list[str]]:
@@ -162,8 +167,15 @@ def settings_from(args: ParsedArgs) -> Settings:
         keys = tuple(listed)
     else:
         query = study_query(args.keys)
+    tls = tls_settings(args)
+    tls = ask_password_once(tls) if tls else None
     return Settings(
-        peer=Peer(str(args.peer), int(args.port), str(args.call)),
+        peer=Peer(
+            str(args.peer),
+            int(args.port),
+            str(args.call),
+            ssl_context=client_context(tls) if tls else None,
+        ),
         port=int(args.retrieve_port),
         output=Path(args.output_directory).absolute(),
         layout=layout,
@@ -178,6 +190,7 @@ def settings_from(args: ParsedArgs) -> Settings:
         key=key,
         keys=keys,
         query=query,
+        ssl_context=server_context(tls) if tls else None,
     )
 
 
@@ -612,6 +625,7 @@ async def run(settings: Settings, outcome: Outcome, tracker: Tracker) -> None:
                         timeouts=settings.timeouts,
                         max_pdu_length=settings.max_pdu_length,
                         linger=settings.linger,
+                        ssl_context=settings.ssl_context,
                     )
                 )
             except BaseException as exc:
@@ -686,6 +700,8 @@ def retrieve_main(argv: Sequence[str]) -> int:
         settings = settings_from(args)
     except (QueryError, LayoutError, ValueError) as exc:
         return report_error("retrieve", str(exc), EXIT_SYNTAX)
+    except TlsError as exc:
+        return report_error("retrieve", str(exc), EXIT_CANNOT_CREATE_TLS_LAYER)
     code = check_output_directory("retrieve", settings.output)
     if code is not None:
         return code

@@ -14,6 +14,7 @@ run one after the other on the association, so there is exactly one).
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,9 @@ class MoveSettings:
     linger: float = 5.0
     #: movescu's -pr (True) / -pi (False, its default): see DimseAssembler.
     pending_read: bool = False
+    #: DICOM TLS on the embedded Storage SCP (movescu's `+tls` with `+P`); the outgoing
+    #: association's TLS is `peer.ssl_context`.
+    storage_ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -341,6 +345,7 @@ def _storage_config(
         max_pdu_length=settings.max_pdu_length,
         timeouts=settings.timeouts,
         registry=registry,
+        ssl_context=settings.storage_ssl_context,
     )
 
 

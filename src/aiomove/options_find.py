@@ -15,12 +15,12 @@ from aiomove.options import (
 )
 from aiomove.options_specs import (
     _TLS_DEFAULT_VALUES,
-    TLS_UNSUPPORTED,
     _general,
     _table,
     _tls,
     _with,
     check_logging,
+    check_tls_anonymous,
 )
 
 # --- aiomove find ----------------------------------------------------------------------------
@@ -120,20 +120,21 @@ _FINDSCU_UNSUPPORTED = {
 }
 
 
-#: findscu's TLS option that movescu's list lacks (an SCU without a certificate).
+#: findscu's TLS option that movescu's list lacks (an SCU without a certificate): one more
+#: choice of `tls_identity`, the empty identity.
 _ANONYMOUS_TLS = "+tla  --anonymous-tls  True  use secure TLS connection without certificate"
 
 
 def _findscu_tls() -> tuple[OptionSpec, ...]:
-    """movescu's (refused) TLS options with findscu's `+tla` after `+tls`."""
+    """movescu's TLS options with findscu's `+tla` after `+tls`."""
     tls = _tls()
     at = next(i for i, o in enumerate(tls) if o.long == "--enable-tls")
     anonymous = replace(
         _table("[] *\n" + _ANONYMOUS_TLS)[0],
-        dest="tls_anonymous_tls",
+        dest="tls_identity",
+        const=(),
         group=tls[at].group,
         subgroup=tls[at].subgroup,
-        unsupported=TLS_UNSUPPORTED,
     )
     return (*tls[: at + 1], anonymous, *tls[at + 1 :])
 
@@ -203,6 +204,6 @@ FINDSCU = CommandSpec(
         "output_format": None,
         **_TLS_DEFAULT_VALUES,
     },
-    checks=(check_findscu,),
+    checks=(check_findscu, check_tls_anonymous),
     long_column=20,  # the longest long option, so that every section aligns
 )

@@ -15,10 +15,13 @@ from aiomove.options import (
 )
 from aiomove.options_specs import (
     _PREFER,
+    _TLS_DEFAULT_VALUES,
     _general,
     _table,
+    _tls,
     _with,
     check_logging,
+    check_tls,
 )
 
 # --- aiomove retrieve ------------------------------------------------------------------------
@@ -100,6 +103,7 @@ def _retrieve_options() -> tuple[OptionSpec, ...]:
     options = (
         *_general(),
         *_table(_RETRIEVE_NETWORK.format(prefer=_PREFER.format(deflated="prefer deflated TS"))),
+        *_tls(),  # movescu's: one set for the outgoing associations and the Storage SCP
         *_table(_RETRIEVE_INPUT),
     )
     key_type = Str(("study", "accession", "patient"), fold="lower")
@@ -128,6 +132,7 @@ RETRIEVE = CommandSpec(
         "output_directory": ".",
         "concurrency": 4,
         "linger": 5.0,
+        **_TLS_DEFAULT_VALUES,
     },
-    checks=(check_retrieve,),
+    checks=(check_retrieve, check_tls),
 )

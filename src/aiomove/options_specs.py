@@ -7,10 +7,10 @@ DCMTK's messages, evaluated on the effective (rightmost) settings.
 
 The tables are written the way `--help` prints them (see `_table`), so that they can be read
 side by side with DCMTK's help. Choices made here:
-- TLS options are recognised (their values are consumed) and refused with "TLS options are not
-  supported yet", except those that restate a default (`-tls` plain TCP, `+ps`, `-pem`, `+pg`,
-  `--no-sni`, `-rc`), accepted as no-ops. `+ac` (tcp wrapper) and `-lc`
-  (log4cplus configuration) are refused the same way: accepting them silently would lie.
+- TLS options (the newer manual's, also on `aiomove store-scp`) become `TlsSettings`
+  (`tls_settings()`); what Python's ssl cannot do is refused by `aiomove.tls` when the context
+  is built (exit 70). `+ac` (tcp wrapper) is recognised and refused: accepting it silently
+  would lie.
 - `-aem` defaults to None: movescu then uses its own calling AE title (`move_destination()`).
 - `+P` sets `retrieve_port` (DCMTK's opt_retrievePort); the `port` parameter is the peer's.
 - Seconds (`-to`, `-ta`, `-td`, `-ts`, `--linger`) may be fractional; DCMTK truncates them.
@@ -35,9 +35,9 @@ from aiomove.options import (
     Str,
     ValueType,
 )
+from aiomove.tls import TlsSettings
 
 LOG_LEVELS = ("fatal", "error", "warn", "info", "debug", "trace")
-TLS_UNSUPPORTED = "TLS options are not supported yet"
 
 #: Value types a table row names with "@name" ("@name*": repeatable).
 _TYPES: dict[str, tuple[ValueType, ...]] = {
@@ -192,69 +192,132 @@ def _no_tcp_wrapper(*options: OptionSpec) -> tuple[OptionSpec, ...]:
 
 
 _TLS = """
-# transport layer security (TLS) options (not supported yet)
-[transport protocol stack] *
--tls  --disable-tls        True  use normal TCP/IP connection (default)
+# transport layer security (TLS) options
+[transport protocol stack] tls_identity
+-tls  --disable-tls        None   use normal TCP/IP connection (default)
 +tls  --enable-tls         @str2  [p]rivate key file, [c]ertificate file: string
   |use authenticated secure TLS connection
-[private key password (only with --enable-tls)] *
-+ps   --std-passwd         True  prompt user to type password on stdin (default)
+[private key password (only with --enable-tls)] tls_password
++ps   --std-passwd         None  prompt user to type password on stdin (default)
 +pw   --use-passwd         @str  [p]assword: string|use specified password
--pw   --null-passwd        True  use empty string as password
-[key and certificate file format] *
--pem  --pem-keys           True  read keys and certificates as PEM file (default)
--der  --der-keys           True  read keys and certificates as DER file
+-pw   --null-passwd        EMPTY  use empty string as password
+[key and certificate file format] tls_format
+-pem  --pem-keys           pem  read keys and certificates as PEM file (default)
+-der  --der-keys           der  read keys and certificates as DER file
 [certification authority] *
-+cf   --add-cert-file      @str  [f]ilename: string|add certificate file to list of certificates
-+cd   --add-cert-dir       @str  [d]irectory: string|add certificates in d to list of certificates
-+crl  --add-crl-file       @str  [f]ilename: string|add certificate revocation list file
++cf   --add-cert-file      @str*  [f]ilename: string|add certificate file to list of certificates
++cd   --add-cert-dir       @str*  [d]irectory: string|add certificates in d to list of certificates
++crl  --add-crl-file       @str*  [f]ilename: string|add certificate revocation list file
   (implies --enable-crl-vfy)
-+crv  --enable-crl-vfy     True  enable leaf CRL verification
-+cra  --enable-crl-all     True  enable full chain CRL verification
+[certification authority] tls_crl_check
++crv  --enable-crl-vfy     leaf   enable leaf CRL verification
++cra  --enable-crl-all     chain  enable full chain CRL verification
 [security profile] *
 +ph   --list-profiles      True  list supported TLS profiles and exit
-+pg   --profile-8996       True  BCP 195 RFC 8996 TLS Profile (default)
-+pm   --profile-8996-mod   True  Modified BCP 195 RFC 8996 TLS Profile
-+py   --profile-bcp195-nd  True  Non-downgrading BCP 195 TLS Profile (retired)
-+px   --profile-bcp195     True  BCP 195 TLS Profile (retired)
-+pz   --profile-bcp195-ex  True  Extended BCP 195 TLS Profile (retired)
-+pb   --profile-basic      True  Basic TLS Secure Transport Connection Profile
+[security profile] tls_profile
++pg   --profile-8996       8996       BCP 195 RFC 8996 TLS Profile (default)
++pm   --profile-8996-mod   8996-mod   Modified BCP 195 RFC 8996 TLS Profile
++py   --profile-bcp195-nd  bcp195-nd  Non-downgrading BCP 195 TLS Profile (retired)
++px   --profile-bcp195     bcp195     BCP 195 TLS Profile (retired)
++pz   --profile-bcp195-ex  bcp195-ex  Extended BCP 195 TLS Profile (retired)
++pb   --profile-basic      basic      Basic TLS Secure Transport Connection Profile
   (retired)
-+pa   --profile-aes        True  AES TLS Secure Transport Connection Profile
++pa   --profile-aes        aes        AES TLS Secure Transport Connection Profile
   (retired)
-+pn   --profile-null       True  Authenticated unencrypted communication
++pn   --profile-null       null       Authenticated unencrypted communication
   (retired, was used in IHE ATNA)
 [ciphersuite] *
-+cc   --list-ciphers       True  show list of supported TLS ciphersuites and exit
-+cs   --cipher             @str  [c]iphersuite name: string
++cc   --list-ciphers       True   show list of supported TLS ciphersuites and exit
++cs   --cipher             @str*  [c]iphersuite name: string
   |add ciphersuite to list of negotiated suites
-+dp   --dhparam            @str  [f]ilename: string|read DH parameters for DH/DSS ciphersuites
-[server name indication] *
-.     --no-sni             True  do not use SNI (default)
++dp   --dhparam            @str   [f]ilename: string|read DH parameters for DH/DSS ciphersuites
+[server name indication] tls_sni
+.     --no-sni             None  do not use SNI (default)
 .     --expect-sni         @str  [s]erver name: string|expect requests for server name s
 [pseudo random generator] *
 +rs   --seed               @str  [f]ilename: string|seed random generator with contents of f
 +ws   --write-seed         True  write back modified seed (only with --seed)
 +wf   --write-seed-file    @str  [f]ilename: string (only with --seed)|write modified seed to file f
-[peer authentication] *
--rc   --require-peer-cert  True  verify peer certificate, fail if absent (default)
--vc   --verify-peer-cert   True  verify peer certificate if present
--ic   --ignore-peer-cert   True  don't verify peer certificate
+[peer authentication] tls_peer_cert
+-rc   --require-peer-cert  require  verify peer certificate, fail if absent (default)
+-vc   --verify-peer-cert   verify   verify peer certificate if present
+-ic   --ignore-peer-cert   ignore   don't verify peer certificate
 """
 
 
 def _tls() -> tuple[OptionSpec, ...]:
-    """The TLS options of the newer movescu manual: recognised and refused, except those
-    that only restate a default (`-tls`, `+ps`, `-pem`, `+pg`, `--no-sni`, `-rc`)."""
-    return tuple(
-        replace(o, dest="tls_" + o.dest, unsupported="" if o in _TLS_DEFAULTS else TLS_UNSUPPORTED)
-        for o in _table(_TLS)
+    """The TLS options of the newer movescu manual (dcmtls/libsrc/tlsopt.cc). Each setting
+    is named `tls_...`; `+ph`/`+cc` are exclusive like `--help` (they print a list and exit)."""
+    options = tuple(
+        o if o.dest.startswith("tls_") else replace(o, dest="tls_" + o.dest) for o in _table(_TLS)
     )
+    options = _with(options, "--null-passwd", const="")
+    options = _with(options, "--list-profiles", exclusive=True)
+    return _with(options, "--list-ciphers", exclusive=True)
 
 
-_TLS_DEFAULTS = frozenset(o for o in _table(_TLS) if "(default)" in o.help)
-#: The accepted TLS options: each only says "as by default", so its setting is always True.
-_TLS_DEFAULT_VALUES = {"tls_" + o.dest: True for o in _TLS_DEFAULTS}
+_TLS_DEFAULT_VALUES: dict[str, Any] = {
+    "tls_identity": None,
+    "tls_password": None,
+    "tls_format": "pem",
+    "tls_crl_check": "none",
+    "tls_profile": "8996",
+    "tls_sni": None,
+    "tls_peer_cert": "require",
+}
+#: The TLS options that need `+tls` (DCMTK's checkDependence on --enable-tls).
+_TLS_NEEDS_ENABLE = (
+    *("tls_password", "tls_format", "tls_add_cert_file", "tls_add_cert_dir"),
+    *("tls_add_crl_file", "tls_crl_check", "tls_profile", "tls_cipher", "tls_dhparam"),
+    *("tls_sni", "tls_seed", "tls_write_seed", "tls_write_seed_file", "tls_peer_cert"),
+)
+
+
+def check_tls(args: ParsedArgs) -> None:
+    """tlsopt.cc's dependences: TLS settings only with `+tls`, seed writing only with `+rs`."""
+    _check_tls(args, "--enable-tls")
+
+
+def check_tls_anonymous(args: ParsedArgs) -> None:
+    """`check_tls` for commands that also have `+tla` (findscu)."""
+    _check_tls(args, "--enable-tls or --anonymous-tls")
+
+
+def _check_tls(args: ParsedArgs, needed: str) -> None:
+    enabled = args.tls_identity is not None
+    for dest in _TLS_NEEDS_ENABLE:
+        option = args.source(dest)
+        if option is not None and not enabled:
+            raise OptionError(f"{option.name} only allowed with {needed}")
+    for dest in ("tls_write_seed", "tls_write_seed_file"):
+        option = args.source(dest)
+        if option is not None and args.tls_seed is None:
+            raise OptionError(f"{option.name} only allowed with --seed")
+
+
+def tls_settings(args: ParsedArgs) -> TlsSettings | None:
+    """The TLS settings of a parsed command line; None for plain TCP (`-tls`)."""
+    if args.tls_identity is None:
+        return None
+    key, cert = args.tls_identity or (None, None)  # () is +tla: no certificate
+    return TlsSettings(
+        key_file=key,
+        cert_file=cert,
+        password=args.tls_password,
+        der=args.tls_format == "der",
+        ca_files=tuple(args.tls_add_cert_file),
+        ca_dirs=tuple(args.tls_add_cert_dir),
+        crl_files=tuple(args.tls_add_crl_file),
+        crl_check=args.tls_crl_check,
+        profile=str(args.tls_profile),
+        ciphers=tuple(args.tls_cipher),
+        dh_params=args.tls_dhparam,
+        expect_sni=args.tls_sni,
+        seed_file=args.tls_seed,
+        write_seed=bool(args.tls_write_seed),
+        write_seed_file=args.tls_write_seed_file,
+        peer_certificate=args.tls_peer_cert,
+    )
 
 
 _OUTPUT = """
@@ -502,7 +565,7 @@ MOVESCU = CommandSpec(
         **_TLS_DEFAULT_VALUES,
         **_OUTPUT_DEFAULTS,
     },
-    checks=(check_movescu,),
+    checks=(check_movescu, check_tls),
 )
 
 
@@ -542,6 +605,7 @@ STORESCP = CommandSpec(
                 access=_ACCESS,
             )
         ),
+        *_tls(),
         *_table(
             _OUTPUT.format(
                 padding="align file on multiple of f bytes and items\n  on multiple of i bytes",
@@ -562,7 +626,8 @@ STORESCP = CommandSpec(
         "dimse_timeout": None,
         "aetitle": "STORESCP",
         "max_pdu": 16384,
+        **_TLS_DEFAULT_VALUES,
         **_OUTPUT_DEFAULTS,
     },
-    checks=(check_storescp,),
+    checks=(check_storescp, check_tls),
 )

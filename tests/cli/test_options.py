@@ -35,10 +35,11 @@ from aiomove.options import (
 from aiomove.options_specs import (
     MOVESCU,
     STORESCP,
-    TLS_UNSUPPORTED,
     effective_log_level,
     move_destination,
+    tls_settings,
 )
+from aiomove.tls import TlsSettings
 
 PEER = ["pacs.example", "104"]
 KEY = ["-k", "PatientID=1"]  # movescu needs a query file or a key
@@ -143,6 +144,10 @@ def _argv_for(spelling: str, opt: OptionSpec) -> list[str]:
     argv = [spelling, *(_sample(v) for v in opt.values)]
     if opt.dest == "output_directory":
         argv += ["+P", "11112"]  # movescu: -od only with --port
+    if opt.dest.startswith("tls_") and opt.dest != "tls_identity":
+        argv += ["+tls", "k.pem", "c.pem"]  # DCMTK: TLS options only with --enable-tls
+    if opt.dest in ("tls_write_seed", "tls_write_seed_file"):
+        argv += ["+rs", "seed"]  # only with --seed
     return argv
 
 
@@ -193,7 +198,12 @@ MOVESCU_DEFAULTS: dict[str, object] = {
     "repeat": 1, "abort": False, "ignore": False, "cancel": None, "uid_padding": False,
     "output_directory": ".", "bit_preserving": False, "write_file": True, "write_xfer": "same",
     "enable_new_vr": True, "group_length": "recalc", "length_encoding": "explicit",
-    "padding": None, "compression_level": 6, "tls_disable_tls": True,
+    "padding": None, "compression_level": 6, "tls_identity": None, "tls_password": None,
+    "tls_format": "pem", "tls_add_cert_file": [], "tls_add_cert_dir": [],
+    "tls_add_crl_file": [], "tls_crl_check": "none", "tls_profile": "8996", "tls_cipher": [],
+    "tls_dhparam": None, "tls_sni": None, "tls_seed": None, "tls_write_seed": False,
+    "tls_write_seed_file": None, "tls_peer_cert": "require", "tls_list_profiles": False,
+    "tls_list_ciphers": False,
     "patient_id": None, "study_uid": None, "series_uid": None, "sop_uid": [], "accession": None,
     "level": None, "strict": False, "linger": 5, "report": None, "log_json": False,
     "help": False, "version": False, "arguments": False,
@@ -357,7 +367,14 @@ def test_unreadable_command_file() -> None:
         (["-5", "pacs"], "Invalid parameter value pacs"),  # "-5" is a parameter, not an option
         ([*PEER], "either query file or override keys (or both) must be specified"),
         ([*PEER, "/no/such/query.dcm"], "cannot access file: /no/such/query.dcm"),
-        (["+tls", "key.pem", "cert.pem", *KEY, *PEER], TLS_UNSUPPORTED),
+        (["-ic", *KEY, *PEER], "--ignore-peer-cert only allowed with --enable-tls"),
+        (["+cf", "ca.pem", *KEY, *PEER], "--add-cert-file only allowed with --enable-tls"),
+        (
+            ["+tls", "k", "c", "-tls", "-pw", *KEY, *PEER],
+            "--null-passwd only allowed with --enable-tls",
+        ),
+        (["+tls", "k", "c", "+ws", *KEY, *PEER], "--write-seed only allowed with --seed"),
+        (["+tls", "k", "c", "+wf", "f", *KEY, *PEER], "--write-seed-file only allowed with --seed"),
     ],
 )
 def test_syntax_errors(argv: list[str], message: str) -> None:
@@ -565,3 +582,45 @@ def test_convert_value(vtype: Int | Float | Str, raw: str, result: object) -> No
 def test_convert_value_refuses(vtype: Int | Float | Str, raw: str) -> None:
     with pytest.raises(Exception, match="invalid"):
         convert_value(vtype, raw)
+
+
+# --- TLS options -> TlsSettings ----------------------------------------------------------------
+
+
+def test_no_tls_by_default() -> None:
+    assert tls_settings(move()) is None
+    assert tls_settings(move("+tls", "k", "c", "-tls")) is None
+
+
+def test_tls_options_become_settings() -> None:
+    parsed = move(
+        *("+tls", "k.pem", "c.pem", "+pw", "pw", "-pw", "-der", "+cf", "a", "+cf", "b"),
+        *("+cd", "d", "+crl", "r", "+cra", "+px", "+pz", "+cs", "S1", "+cs", "S2", "+dp", "dh"),
+        *("--expect-sni", "pacs", "+rs", "seed", "+ws", "+wf", "out", "-vc", "-ic"),
+    )
+    assert tls_settings(parsed) == TlsSettings(
+        key_file="k.pem",
+        cert_file="c.pem",
+        password="",
+        der=True,
+        ca_files=("a", "b"),
+        ca_dirs=("d",),
+        crl_files=("r",),
+        crl_check="chain",
+        profile="bcp195-ex",
+        ciphers=("S1", "S2"),
+        dh_params="dh",
+        expect_sni="pacs",
+        seed_file="seed",
+        write_seed=True,
+        write_seed_file="out",
+        peer_certificate="ignore",
+    )
+    assert tls_settings(move("+tls", "k", "c", "+pw", "x")) == TlsSettings("k", "c", "x")
+
+
+@pytest.mark.parametrize("spec", [MOVESCU, STORESCP], ids=["movescu", "storescp"])
+@pytest.mark.parametrize("option", ["+ph", "--list-profiles", "+cc", "--list-ciphers"])
+def test_listing_options_are_exclusive(spec: CommandSpec, option: str) -> None:
+    parsed = parse(spec, [option])  # no parameters needed, as with --help
+    assert parsed[spec.lookup[option].dest] is True
