@@ -4,21 +4,37 @@ Each incoming connection runs in its own task (anyio's listener gives one per co
 everything that can go wrong in it is caught there: a failing association never takes the
 listener down. Requests are dispatched by DIMSE message type to small async handlers; C-ECHO
 is answered by default.
+
+Admission, in the order a connection meets it (log events in brackets):
+
+1. At TCP accept, before a byte is read or a TLS handshake starts: more than
+   `max_connections` connections open -> closed at once [connection.refused_overload]; an
+   address outside `allowed_networks`, or denied by the hosts_access(5) `access` policy ->
+   closed at once, as TCP wrappers do [connection.denied].
+2. On the A-ASSOCIATE-RQ (PS3.8 Table 9-21): `max_associations` associations already
+   running -> rejected-transient, service-provider (presentation), local-limit-exceeded
+   [association.limit_exceeded]; a calling AE title not in `calling_ae_titles` ->
+   rejected-permanent, service-user, calling-AE-title-not-recognized [association.rejected].
+3. While established: nothing received for `idle_timeout` seconds (or the DIMSE timeout when
+   shorter) -> A-ABORT [association.idle_timeout]. Every read is bounded per PDU, not per byte,
+   so a peer trickling a PDU one byte at a time is cut at the same deadline.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSListener
 
+from aiomove.accesscontrol import AccessPolicy, check, normal_address
 from aiomove.association import UNCOMPRESSED, Association, Timeouts, local_user_items
 from aiomove.errors import AcseTimeout, AiomoveError, DimseTimeout
 from aiomove.log import get_logger
@@ -47,6 +63,19 @@ _conn_ids = itertools.count(1)
 
 #: PS3.7 C.5.1 / Annex C: "Unrecognized operation" for requests we have no handler for.
 UNRECOGNIZED_OPERATION = 0x0211
+
+#: Simultaneous associations by default: far more than a C-MOVE SCU's sources open at once,
+#: and it bounds memory (each storing association holds up to 1 MiB of write buffer).
+DEFAULT_MAX_ASSOCIATIONS: Final = 64
+#: Seconds an established association may stay silent (DCMTK's storescp waits forever).
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+
+#: PS3.8 Table 9-21: rejected-transient, service-provider (presentation), local-limit-exceeded.
+LIMIT_EXCEEDED_RJ: Final = AAssociateRJ(
+    RejectResult.TRANSIENT, RejectSource.SERVICE_PROVIDER_PRESENTATION, 2
+)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 async def handle_echo(assoc: Association, context_id: int, request: DimseMessage) -> None:
@@ -124,12 +153,56 @@ class AcceptorConfig:
     #: DICOM TLS (PS3.15 Annex B) on every accepted connection; the handshake runs in the
     #: connection's own task, bounded by the ACSE timeout.
     ssl_context: ssl.SSLContext | None = None
+    #: Associations running at once; one more is rejected (transient, local-limit-exceeded).
+    max_associations: int = DEFAULT_MAX_ASSOCIATIONS
+    #: TCP connections open at once, including those still to be rejected; beyond it a
+    #: connection is closed unread. None: twice `max_associations`.
+    max_connections: int | None = None
+    #: Seconds an association may send nothing before it is aborted; the DIMSE timeout
+    #: applies instead when it is shorter. None: only the DIMSE timeout.
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    #: Host access control (hosts.allow / hosts.deny, `+ac`); None: every host (`-ac`).
+    access: AccessPolicy | None = None
+    #: If not empty, only these calling AE titles may associate (PS3.8 Table 9-21 reason 3).
+    calling_ae_titles: frozenset[str] = frozenset()
+    #: If not empty, only connections from these networks are accepted.
+    allowed_networks: tuple[Network, ...] = ()
+
+    @property
+    def connection_limit(self) -> int:
+        if self.max_connections is not None:
+            return self.max_connections
+        return 2 * self.max_associations
+
+    @property
+    def session_timeouts(self) -> Timeouts:
+        """The timeouts of an established association: DIMSE waits bounded by the idle
+        timeout (a stalled peer never holds its slot forever)."""
+        dimse, idle = self.timeouts.dimse, self.idle_timeout
+        if idle is None or (dimse is not None and dimse <= idle):
+            return self.timeouts
+        return replace(self.timeouts, dimse=idle)
+
+
+class Admission:
+    """What one listener has admitted: open connections and running associations."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.associations = 0
 
 
 async def accept_association(
-    stream: anyio.abc.ByteStream, config: AcceptorConfig, peer: str
+    stream: anyio.abc.ByteStream,
+    config: AcceptorConfig,
+    peer: str,
+    admission: Admission | None = None,
 ) -> Association | None:
-    """Run the acceptor's half of association establishment; None if it did not happen."""
+    """Run the acceptor's half of association establishment; None if it did not happen.
+
+    With `admission`, an RQ beyond `config.max_associations` is rejected (transient) and
+    an accepted association is counted there (the caller uncounts it when it ends).
+    """
     conn = Connection(
         Role.ACCEPTOR, max_pdu_length=config.max_pdu_length, artim_timeout=config.timeouts.acse
     )
@@ -143,11 +216,20 @@ async def accept_association(
         return None
     rq = event.rq
     reason = _rejection_reason(rq, config)
+    rj: AAssociateRJ | None = None
     if reason is not None:
         log.info("association.rejected", peer=peer, calling_ae=rq.calling_ae_title, reason=reason)
-        conn.reject(
-            AAssociateRJ(RejectResult.PERMANENT, RejectSource.SERVICE_USER, reason), link.now()
+        rj = AAssociateRJ(RejectResult.PERMANENT, RejectSource.SERVICE_USER, reason)
+    elif admission is not None and admission.associations >= config.max_associations:
+        log.warning(
+            "association.limit_exceeded",
+            peer=peer,
+            calling_ae=rq.calling_ae_title,
+            limit=config.max_associations,
         )
+        rj = LIMIT_EXCEEDED_RJ
+    if rj is not None:
+        conn.reject(rj, link.now())
         await link.flush()
         await _await_close(link, config)
         return None
@@ -163,10 +245,22 @@ async def accept_association(
         presentation_contexts=result.contexts,
         user_information=local_user_items(config.max_pdu_length, result.roles),
     )
-    conn.accept(ac, link.now())
-    await link.flush()
+    if admission is not None:
+        admission.associations += 1  # before any await: the limit check above stays true
+    try:
+        conn.accept(ac, link.now())
+        await link.flush()
+    except BaseException:
+        if admission is not None:
+            admission.associations -= 1
+        raise
     assoc = Association(
-        link, request=rq, accept=ac, contexts=result.accepted, timeouts=config.timeouts, peer=peer
+        link,
+        request=rq,
+        accept=ac,
+        contexts=result.accepted,
+        timeouts=config.session_timeouts,
+        peer=peer,
     )
     assoc.log.info(
         "association.accepted", calling_ae=rq.calling_ae_title, contexts=len(result.accepted)
@@ -186,6 +280,8 @@ def _rejection_reason(rq: AAssociateRQ, config: AcceptorConfig) -> int | None:
         return 7
     if config.called_ae_titles and rq.called_ae_title not in config.called_ae_titles:
         return 7
+    if config.calling_ae_titles and rq.calling_ae_title not in config.calling_ae_titles:
+        return 3
     return None
 
 
@@ -230,14 +326,22 @@ async def _refuse(assoc: Association, context_id: int, request: DimseMessage) ->
     await assoc.send(response, context_id)
 
 
-async def handle_connection(stream: anyio.abc.ByteStream, config: AcceptorConfig) -> None:
-    """Everything one connection does, with every failure contained here."""
-    conn_id = next(_conn_ids)
+def _peer_name(stream: anyio.TypedAttributeProvider) -> tuple[str, str | None]:
+    """("host:port" or "conn-N", the host's address if it is a socket)."""
     address = stream.extra(SocketAttribute.remote_address, None)
-    peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else f"conn-{conn_id}"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}", str(address[0])
+    return f"conn-{next(_conn_ids)}", None
+
+
+async def handle_connection(
+    stream: anyio.abc.ByteStream, config: AcceptorConfig, admission: Admission | None = None
+) -> None:
+    """Everything one connection does, with every failure contained here."""
+    peer, _ = _peer_name(stream)
     assoc: Association | None = None
     try:
-        assoc = await accept_association(stream, config, peer)
+        assoc = await accept_association(stream, config, peer, admission)
         if assoc is not None:
             if config.registry is not None:
                 config.registry.add(assoc)
@@ -257,8 +361,88 @@ async def handle_connection(stream: anyio.abc.ByteStream, config: AcceptorConfig
     finally:
         with anyio.CancelScope(shield=True):
             await stream.aclose()
+        if assoc is not None and admission is not None:
+            admission.associations -= 1
         if assoc is not None and config.registry is not None:
             config.registry.discard(assoc)
+
+
+async def admit(
+    stream: anyio.TypedAttributeProvider, config: AcceptorConfig, admission: Admission
+) -> bool:
+    """The checks made at TCP accept (see the module docstring); False: close unread.
+
+    The caller has counted the connection in `admission.connections` already.
+    """
+    peer, host = _peer_name(stream)
+    if admission.connections > config.connection_limit:
+        log.warning("connection.refused_overload", peer=peer, limit=config.connection_limit)
+        return False
+    if not (config.allowed_networks or config.access):
+        return True
+    if host is None:  # not a socket: nothing to check against, so nothing is allowed
+        log.warning("connection.denied", peer=peer, reason="no address")
+        return False
+    if config.allowed_networks:
+        address = normal_address(host)
+        if not any(address in network for network in config.allowed_networks):
+            log.warning("connection.denied", peer=peer, reason="network")
+            return False
+    if config.access is not None:
+        decision = await check(config.access, host)
+        if not decision.allowed:
+            log.warning(
+                "connection.denied",
+                peer=peer,
+                reason="hosts_access",
+                daemon=config.access.daemon,
+                rule=decision.rule,
+            )
+            return False
+    return True
+
+
+class GatedListener(anyio.abc.Listener[Any]):
+    """A TCP listener whose connections pass `admit()` before their handler (and before a
+    TLS handshake, when a TLSListener wraps this one)."""
+
+    def __init__(
+        self, inner: anyio.abc.Listener[Any], config: AcceptorConfig, admission: Admission
+    ) -> None:
+        self.inner = inner
+        self.config = config
+        self.admission = admission
+
+    async def serve(
+        self,
+        handler: Callable[[Any], Any],
+        task_group: anyio.abc.TaskGroup | None = None,
+    ) -> None:
+        admission = self.admission
+
+        async def gated(stream: anyio.abc.ByteStream) -> None:
+            admission.connections += 1
+            try:
+                try:
+                    admitted = await admit(stream, self.config, admission)
+                except Exception:  # never let a check take the listener down; deny instead
+                    log.exception("connection.admission_failed")
+                    admitted = False
+                if admitted:
+                    await handler(stream)
+            finally:
+                admission.connections -= 1
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+
+        await self.inner.serve(gated, task_group)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self.inner.extra_attributes
 
 
 async def serve(
@@ -275,10 +459,11 @@ async def serve(
     """
     config = config or AcceptorConfig()
     tcp = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    listener: anyio.abc.Listener[Any] = tcp
+    admission = Admission()
+    listener: anyio.abc.Listener[Any] = GatedListener(tcp, config, admission)
     if config.ssl_context is not None:
         listener = TLSListener(
-            tcp,
+            listener,
             config.ssl_context,
             standard_compatible=False,
             handshake_timeout=config.timeouts.acse,
@@ -289,6 +474,6 @@ async def serve(
         task_status.started(bound)
 
         async def handler(stream: anyio.abc.ByteStream) -> None:
-            await handle_connection(stream, config)
+            await handle_connection(stream, config, admission)
 
         await listener.serve(handler)

@@ -23,14 +23,26 @@ Output formats (movescu's "output options"):
   the file padding of `+p` differs by the length of aiomove's own meta elements.
 
 C-STORE statuses used (PS3.4 Table B.2-1): 0x0000 success; 0xA700 "Refused: Out of
-Resources" when the file cannot be written; 0xC000 "Error: Cannot understand" for a request
-whose SOP Class or Instance UID is not a valid UID (PS3.5 §9.1; such a value never becomes a
-path), that has no data set, or whose data set cannot be decoded when re-encoding is asked.
+Resources" when the file cannot be written (disk full, I/O error) or writing it would leave
+less than `min_free_bytes` free; 0xC000 "Error: Cannot understand" for a request whose SOP
+Class or Instance UID is not a valid UID (PS3.5 §9.1; such a value never becomes a path),
+that has no data set, or whose data set cannot be decoded when re-encoding is asked; 0x0124
+"Refused: Not Authorized" (PS3.7 Annex C) for a C-STORE the `accept` hook refuses, e.g. one
+that belongs to no outstanding C-MOVE.
+
+Limits (log events in brackets): a data set larger than `max_instance_size` ends the
+association with A-ABORT and leaves no file [c_store.too_large] - draining a lying 100 GiB
+data set only to answer 0xA700 would hand the peer our bandwidth; the free-disk floor is
+checked before each instance and before each write [storage.disk_floor]; a data set that
+arrives slower than `min_rate` bytes/s (after an allowance of the association's DIMSE/idle
+timeout) ends the association [c_store.too_slow]: a trickling peer cannot hold a slot forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
 import secrets
 import struct
@@ -51,6 +63,7 @@ from pydicom.filewriter import correct_ambiguous_vr, write_data_element
 from pydicom.uid import UID
 
 from aiomove.association import Association
+from aiomove.errors import AiomoveError, DimseTimeout
 from aiomove.log import get_logger
 from aiomove.modality import modality_prefix
 from aiomove.proto import uids
@@ -73,6 +86,44 @@ WRITE_BUFFER: Final = 1 << 20
 SUCCESS: Final = 0x0000
 OUT_OF_RESOURCES: Final = 0xA700  # PS3.4 B.2.3 Refused: Out of Resources
 CANNOT_UNDERSTAND: Final = 0xC000  # PS3.4 B.2.3 Error: Cannot understand
+NOT_AUTHORIZED: Final = 0x0124  # PS3.7 Annex C Refused: Not Authorized
+
+#: Largest data set accepted by default: well above any single image or multi-frame object
+#: seen in practice (a 2 GiB instance is tested), far below a lying 4 GiB+ stream.
+DEFAULT_MAX_INSTANCE_SIZE: Final = 8 << 30
+#: Free space left on the output file system by default: room for logs and databases.
+DEFAULT_MIN_FREE_BYTES: Final = 256 << 20
+#: Slowest acceptable data set (bytes/s), after an allowance of the DIMSE/idle timeout.
+DEFAULT_MIN_RATE: Final = 1024
+
+
+class InstanceTooLarge(AiomoveError):
+    """A data set grew beyond the sink's `max_instance_size`: the association is aborted."""
+
+
+class DiskFloorReached(OSError):
+    """Writing would leave less free space than the sink's `min_free_bytes` (an ENOSPC)."""
+
+    def __init__(self, free: int, floor: int) -> None:
+        super().__init__(errno.ENOSPC, f"free disk space {free} bytes is below the floor {floor}")
+        self.free = free
+        self.floor = floor
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on `directory`'s file system."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize
+
+
+def check_floor(directory: Path, needed: int, floor: int) -> None:
+    """Raise DiskFloorReached if writing `needed` bytes would go below `floor` free bytes."""
+    if floor <= 0:
+        return
+    free = free_bytes(directory)
+    if free - needed < floor:
+        raise DiskFloorReached(free, floor)
+
 
 GroupLength = Literal["recalc", "create", "remove"]
 
@@ -215,11 +266,14 @@ def _write_all(fh: Any, data: bytes | bytearray) -> None:
     fh.write(data)
 
 
-def _append(fh: Any, path: Path, data: bytes | bytearray) -> Any:
-    """Create the temporary file on first use (exclusively: never someone else's), append."""
-    if fh is None:
-        fh = open(path, "xb")  # noqa: SIM115 - closed by _complete or _discard
+def _append(fh: Any, path: Path, data: bytes | bytearray, floor: int = 0) -> Any:
+    """Create the temporary file on first use (exclusively: never someone else's), append.
+
+    The free-disk floor is checked before every write (one statvfs per buffer)."""
     try:
+        check_floor(path.parent, len(data), floor)
+        if fh is None:
+            fh = open(path, "xb")  # noqa: SIM115 - closed by _complete or _discard
         _write_all(fh, data)
     except BaseException:
         _discard(fh, path)
@@ -227,9 +281,9 @@ def _append(fh: Any, path: Path, data: bytes | bytearray) -> Any:
     return fh
 
 
-def _complete(fh: Any, path: Path, data: bytes | bytearray, fsync: bool) -> None:
+def _complete(fh: Any, path: Path, data: bytes | bytearray, fsync: bool, floor: int = 0) -> None:
     """The last bytes, then flush (and fsync when asked) and close, before the rename."""
-    fh = _append(fh, path, data)
+    fh = _append(fh, path, data, floor)
     try:
         fh.flush()
         if fsync:
@@ -265,9 +319,10 @@ class _Spool:
     by WRITE_BUFFER whatever the instance size.
     """
 
-    def __init__(self, path: Path, fsync: bool = False) -> None:
+    def __init__(self, path: Path, fsync: bool = False, floor: int = 0) -> None:
         self.path = path
         self.fsync = fsync
+        self.floor = floor
         self._fh: Any = None
         self._buffer = bytearray()
 
@@ -278,12 +333,14 @@ class _Spool:
         self._buffer += chunk  # copies: the chunk may be a view of a reused PDU buffer
         if len(self._buffer) >= WRITE_BUFFER:
             data, self._buffer = self._buffer, bytearray()
-            self._fh = await anyio.to_thread.run_sync(_append, self._fh, self.path, data)
+            self._fh = await anyio.to_thread.run_sync(
+                _append, self._fh, self.path, data, self.floor
+            )
 
     async def close(self) -> None:
         """Write what is left (durably with fsync) before it may be renamed."""
         data, self._buffer = self._buffer, bytearray()
-        await anyio.to_thread.run_sync(_complete, self._fh, self.path, data, self.fsync)
+        await anyio.to_thread.run_sync(_complete, self._fh, self.path, data, self.fsync, self.floor)
         self._fh = None
 
     async def discard(self) -> None:
@@ -320,6 +377,38 @@ async def drain(chunks: AsyncIterator[bytes | memoryview]) -> int:
     return size
 
 
+@contextlib.asynccontextmanager
+async def closing(chunks: AsyncIterator[Any]) -> AsyncIterator[None]:
+    """Close an async generator we stop reading early (a raise, a cancel): it must not be
+    left to the garbage collector, which trio reports."""
+    try:
+        yield
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            with anyio.CancelScope(shield=True):
+                await aclose()
+
+
+async def bounded(
+    chunks: AsyncIterator[bytes | memoryview], limit: int | None, request: StoreRequest
+) -> AsyncIterator[bytes | memoryview]:
+    """`chunks`, raising InstanceTooLarge once more than `limit` bytes went through."""
+    size = 0
+    async with closing(chunks):
+        async for chunk in chunks:
+            size += len(chunk)
+            if limit is not None and size > limit:
+                log.warning(
+                    "c_store.too_large",
+                    uid=request.sop_instance_uid,
+                    limit=limit,
+                    peer=request.peer,
+                )
+                raise InstanceTooLarge(f"data set larger than {limit} bytes")
+            yield chunk
+
+
 class FileSink:
     """Writes received objects into one directory (movescu's `-od`).
 
@@ -327,6 +416,9 @@ class FileSink:
     also makes it durable before the C-STORE-RSP (a power cut cannot lose an instance the
     source was told is stored); it costs a disk flush per instance, about half of the receive
     time on ordinary disks, so it is off by default, as in DCMTK and pynetdicom.
+
+    `max_instance_size` (None: no limit) bounds one data set, even one that is only drained;
+    `min_free_bytes` (0: none) is the free space every write must leave on the file system.
     """
 
     def __init__(
@@ -337,9 +429,13 @@ class FileSink:
         ignore: bool = False,
         filename: Callable[[StoreRequest], str] | None = None,
         fsync: bool = False,
+        max_instance_size: int | None = DEFAULT_MAX_INSTANCE_SIZE,
+        min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
     ) -> None:
         self.directory = Path(directory)
         self.fsync = fsync
+        self.max_instance_size = max_instance_size
+        self.min_free_bytes = min_free_bytes
         self.options = options
         self.ignore = ignore
         self.filename = filename or default_filename
@@ -354,7 +450,15 @@ class FileSink:
     async def store(
         self, request: StoreRequest, chunks: AsyncIterator[bytes | memoryview]
     ) -> StoreResult:
-        """Receive one data set; always reads `chunks` to the end unless it raises."""
+        """Receive one data set; always reads `chunks` to the end unless it raises
+        (InstanceTooLarge beyond `max_instance_size`)."""
+        chunks = bounded(chunks, self.max_instance_size, request)
+        async with closing(chunks):
+            return await self._store(request, chunks)
+
+    async def _store(
+        self, request: StoreRequest, chunks: AsyncIterator[bytes | memoryview]
+    ) -> StoreResult:
         refusal = self._refusal(request)
         if refusal is not None:
             return StoreResult(CANNOT_UNDERSTAND, None, await drain(chunks), refusal)
@@ -365,7 +469,11 @@ class FileSink:
             return StoreResult(CANNOT_UNDERSTAND, None, await drain(chunks), "unusable file name")
         final = self.directory / name
         reencode = self.options.reencodes(request.transfer_syntax)
-        spool = _Spool(self.directory / f".{name}.part-{secrets.token_hex(4)}", self.fsync)
+        spool = _Spool(
+            self.directory / f".{name}.part-{secrets.token_hex(4)}",
+            self.fsync,
+            self.min_free_bytes,
+        )
         try:
             size, error = await self._receive(request, chunks, spool, reencode)
             if error is not None:
@@ -398,20 +506,20 @@ class FileSink:
         try:
             await spool.open(header)
         except OSError as exc:
-            error = _describe(exc)
+            error = _write_failed(exc, request)
         async for chunk in chunks:
             size += len(chunk)
             if error is None:
                 try:
                     await spool.write(chunk)
                 except OSError as exc:
-                    error = _describe(exc)
+                    error = _write_failed(exc, request)
                     await spool.discard()
         if error is None:
             try:
                 await spool.close()
             except OSError as exc:
-                error = _describe(exc)
+                error = _write_failed(exc, request)
         if error is not None:
             await spool.discard()
         return size, error
@@ -431,7 +539,13 @@ class FileSink:
         out = _Spool(spool.path.with_name(spool.path.name + "-out"), self.fsync)
         try:
             outcome = await anyio.to_thread.run_sync(
-                _reencode_file, spool.path, out.path, self.options, request, self.fsync
+                _reencode_file,
+                spool.path,
+                out.path,
+                self.options,
+                request,
+                self.fsync,
+                self.min_free_bytes,
             )
         except BaseException:
             await out.discard()
@@ -449,8 +563,34 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def _write_failed(exc: OSError, request: StoreRequest) -> str:
+    """Why a write failed (the C-STORE is answered 0xA700), logged as what it was."""
+    if isinstance(exc, DiskFloorReached):
+        log.warning(
+            "storage.disk_floor",
+            uid=request.sop_instance_uid,
+            free=exc.free,
+            floor=exc.floor,
+            peer=request.peer,
+        )
+    else:
+        log.warning(
+            "storage.write_failed",
+            uid=request.sop_instance_uid,
+            error=_describe(exc),
+            errno=exc.errno,
+            peer=request.peer,
+        )
+    return _describe(exc)
+
+
 def _reencode_file(
-    spool: Path, out: Path, options: OutputOptions, request: StoreRequest, fsync: bool
+    spool: Path,
+    out: Path,
+    options: OutputOptions,
+    request: StoreRequest,
+    fsync: bool,
+    floor: int = 0,
 ) -> tuple[int, str] | None:
     """Decode the spooled Part 10 file and write it again (worker thread); None on success."""
     try:
@@ -458,6 +598,7 @@ def _reencode_file(
     except Exception as exc:  # pydicom raises many kinds of errors on bad input
         return CANNOT_UNDERSTAND, f"cannot decode data set: {type(exc).__name__}"
     try:
+        check_floor(out.parent, sum(map(len, parts)), floor)
         with open(out, "xb") as fh:
             for part in parts:
                 _write_all(fh, part)
@@ -465,7 +606,7 @@ def _reencode_file(
             if fsync:
                 os.fsync(fh.fileno())
     except OSError as exc:
-        return OUT_OF_RESOURCES, _describe(exc)
+        return OUT_OF_RESOURCES, _write_failed(exc, request)
     return None
 
 
@@ -658,11 +799,54 @@ def _comment(text: str) -> str:
     return clean[:64].strip() or "error"
 
 
-def store_handler(sink: FileSink, on_stored: OnStored | None = None) -> Handler:
+#: Whether to take a C-STORE at all (e.g. only those of an outstanding C-MOVE).
+Accept = Callable[[StoreRequest], bool]
+
+
+async def paced(
+    chunks: AsyncIterator[bytes | memoryview],
+    scope: anyio.CancelScope,
+    allowance: float | None,
+    min_rate: float,
+) -> AsyncIterator[bytes | memoryview]:
+    """`chunks`, with `scope`'s deadline at start + allowance + received / min_rate.
+
+    Each byte earns the peer 1/min_rate seconds, so a fast sender may pause (a PACS reading
+    from its archive) while a trickling one runs out of credit. The deadline is lifted once
+    the data set is complete: what follows (renaming, re-encoding) is our own work.
+    """
+    async with closing(chunks):
+        if allowance is None or min_rate <= 0:
+            async for chunk in chunks:
+                yield chunk
+            return
+        start = anyio.current_time()
+        received = 0
+        scope.deadline = start + allowance
+        async for chunk in chunks:
+            received += len(chunk)
+            scope.deadline = start + allowance + received / min_rate
+            yield chunk
+        scope.deadline = math.inf
+
+
+def store_handler(
+    sink: FileSink,
+    on_stored: OnStored | None = None,
+    *,
+    accept: Accept | None = None,
+    min_rate: float = DEFAULT_MIN_RATE,
+) -> Handler:
     """A server handler for C-STORE-RQ (PS3.7 §9.3.1, PS3.4 Annex B).
 
     `on_stored` runs after the object is on disk and before the C-STORE-RSP is sent, so that
-    a C-MOVE SCU has seen every sub-operation before the final C-MOVE-RSP can arrive.
+    a C-MOVE SCU has seen every sub-operation before the final C-MOVE-RSP can arrive; it also
+    sees refused C-STOREs (their status says so).
+
+    `accept`, when given, decides from the command alone: a refused C-STORE is drained and
+    answered 0x0124 Refused: Not Authorized [c_store.unsolicited]. `min_rate` (bytes/s, 0 for
+    none) paces the data set after an allowance of the association's DIMSE timeout (see
+    `paced`); a slower peer is aborted [c_store.too_slow].
     """
 
     async def handle_store(assoc: Association, context_id: int, message: DimseMessage) -> None:
@@ -685,7 +869,7 @@ def store_handler(sink: FileSink, on_stored: OnStored | None = None) -> Handler:
         if not message.has_dataset:
             result = StoreResult(CANNOT_UNDERSTAND, None, 0, "C-STORE-RQ without a data set")
         else:
-            result = await sink.store(request, assoc.iter_dataset())
+            result = await _receive_paced(assoc, sink, request, accept, min_rate)
         assoc.log.info(
             "c_store.received",
             uid=request.sop_instance_uid,
@@ -701,6 +885,42 @@ def store_handler(sink: FileSink, on_stored: OnStored | None = None) -> Handler:
         await assoc.send(_response(message, request, result), context_id)
 
     return handle_store
+
+
+async def _receive_paced(
+    assoc: Association,
+    sink: FileSink,
+    request: StoreRequest,
+    accept: Accept | None,
+    min_rate: float,
+) -> StoreResult:
+    """The data set into the sink (or drained, if `accept` refuses it), paced."""
+    with anyio.CancelScope() as scope:
+        chunks = paced(assoc.iter_dataset(), scope, assoc.timeouts.dimse, min_rate)
+        async with closing(chunks):
+            return await _receive_or_refuse(assoc, sink, request, accept, chunks)
+    assoc.log.warning("c_store.too_slow", uid=request.sop_instance_uid, min_rate=min_rate)
+    raise DimseTimeout(f"data set arrived slower than {min_rate} bytes/s")
+
+
+async def _receive_or_refuse(
+    assoc: Association,
+    sink: FileSink,
+    request: StoreRequest,
+    accept: Accept | None,
+    chunks: AsyncIterator[bytes | memoryview],
+) -> StoreResult:
+    """Into the sink, or drained and refused when `accept` says no."""
+    if accept is not None and not accept(request):
+        assoc.log.warning(
+            "c_store.unsolicited",
+            uid=request.sop_instance_uid,
+            move_originator=request.move_originator_ae_title,
+            move_originator_message_id=request.move_originator_message_id,
+        )
+        size = await drain(bounded(chunks, sink.max_instance_size, request))
+        return StoreResult(NOT_AUTHORIZED, None, size, "not part of an outstanding C-MOVE")
+    return await sink.store(request, chunks)
 
 
 def _response(message: CStoreRQ, request: StoreRequest, result: StoreResult) -> DimseMessage:
@@ -727,13 +947,16 @@ def storage_config(
     prefer: Prefer = Prefer.UNCOMPRESSED,
     *,
     on_stored: OnStored | None = None,
+    accept: Accept | None = None,
+    min_rate: float = DEFAULT_MIN_RATE,
     **kw: Any,
 ) -> AcceptorConfig:
     """An `AcceptorConfig` for a Storage SCP: Verification and every Storage SOP class,
-    C-ECHO and C-STORE handlers. Other `AcceptorConfig` fields go in `kw`."""
+    C-ECHO and C-STORE handlers (see `store_handler` for `on_stored`, `accept` and
+    `min_rate`). Other `AcceptorConfig` fields go in `kw`."""
     handlers: Mapping[type, Handler] = {
         CEchoRQ: handle_echo,
-        CStoreRQ: store_handler(sink, on_stored),
+        CStoreRQ: store_handler(sink, on_stored, accept=accept, min_rate=min_rate),
     }
     return AcceptorConfig(
         ae_title=ae_title, contexts=storage_contexts(prefer), handlers=handlers, **kw
