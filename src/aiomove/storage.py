@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import math
 import os
 import secrets
@@ -82,6 +83,11 @@ log = get_logger("aiomove.storage")
 
 #: Received bytes gathered before one write to disk.
 WRITE_BUFFER: Final = 1 << 20
+
+#: Temporary names: ".<name>.part-<tag>-<n>". The tag is random per process (two processes
+#: may share a directory), the number counts; cheaper than a random token per file.
+_TEMP_TAG: Final = secrets.token_hex(4)
+_temp_numbers = itertools.count(1)
 
 SUCCESS: Final = 0x0000
 OUT_OF_RESOURCES: Final = 0xA700  # PS3.4 B.2.3 Refused: Out of Resources
@@ -281,8 +287,17 @@ def _append(fh: Any, path: Path, data: bytes | bytearray, floor: int = 0) -> Any
     return fh
 
 
-def _complete(fh: Any, path: Path, data: bytes | bytearray, fsync: bool, floor: int = 0) -> None:
-    """The last bytes, then flush (and fsync when asked) and close, before the rename."""
+def _complete(
+    fh: Any,
+    path: Path,
+    data: bytes | bytearray,
+    fsync: bool,
+    floor: int = 0,
+    final: Path | None = None,
+) -> bool:
+    """The last bytes, then flush (and fsync when asked) and close; then, with `final`,
+    the rename into place, in the same worker-thread call (one hop per small instance).
+    Whether `final` already existed."""
     fh = _append(fh, path, data, floor)
     try:
         fh.flush()
@@ -290,6 +305,7 @@ def _complete(fh: Any, path: Path, data: bytes | bytearray, fsync: bool, floor: 
             os.fsync(fh.fileno())
     finally:
         fh.close()
+    return False if final is None else _replace(path, final)
 
 
 def _discard(fh: Any, path: Path) -> None:
@@ -337,11 +353,15 @@ class _Spool:
                 _append, self._fh, self.path, data, self.floor
             )
 
-    async def close(self) -> None:
-        """Write what is left (durably with fsync) before it may be renamed."""
+    async def close(self, final: Path | None = None) -> bool:
+        """Write what is left (durably with fsync); with `final`, rename it there too.
+
+        Whether `final` already existed. On error the caller discards the spool."""
         data, self._buffer = self._buffer, bytearray()
-        await anyio.to_thread.run_sync(_complete, self._fh, self.path, data, self.fsync, self.floor)
-        self._fh = None
+        fh, self._fh = self._fh, None
+        return await anyio.to_thread.run_sync(
+            _complete, fh, self.path, data, self.fsync, self.floor, final
+        )
 
     async def discard(self) -> None:
         """Remove the file; shielded so that a cancelled store still cleans up."""
@@ -470,17 +490,21 @@ class FileSink:
         final = self.directory / name
         reencode = self.options.reencodes(request.transfer_syntax)
         spool = _Spool(
-            self.directory / f".{name}.part-{secrets.token_hex(4)}",
+            self.directory / f".{name}.part-{_TEMP_TAG}-{next(_temp_numbers)}",
             self.fsync,
             self.min_free_bytes,
         )
         try:
-            size, error = await self._receive(request, chunks, spool, reencode)
+            size, error, existed = await self._receive(
+                request, chunks, spool, None if reencode else final
+            )
             if error is not None:
                 return StoreResult(OUT_OF_RESOURCES, None, size, error)
             if reencode:
                 return await self._reencode(request, spool, final, size)
-            return await self._publish(spool.path, final, size)
+            if existed:  # DCMTK: "DICOM file already exists, overwriting"
+                log.warning("c_store.overwritten", path=str(final))
+            return StoreResult(SUCCESS, final, size)
         except BaseException:
             await spool.discard()
             raise
@@ -490,11 +514,15 @@ class FileSink:
         request: StoreRequest,
         chunks: AsyncIterator[bytes | memoryview],
         spool: _Spool,
-        reencode: bool,
-    ) -> tuple[int, str | None]:
-        """Spool the data set; on a disk error keep draining so the association stays usable."""
+        final: Path | None,
+    ) -> tuple[int, str | None, bool]:
+        """Spool the data set, and rename it to `final` if given (None: it is re-encoded).
+
+        On a disk error keep draining so the association stays usable. Returns the size,
+        the error and whether `final` was overwritten."""
         header = b""
-        if self.options.write_file or reencode:
+        existed = False
+        if self.options.write_file or final is None:
             header = encode_file_meta(
                 request.sop_class_uid,
                 request.sop_instance_uid,
@@ -517,12 +545,12 @@ class FileSink:
                     await spool.discard()
         if error is None:
             try:
-                await spool.close()
+                existed = await spool.close(final)
             except OSError as exc:
                 error = _write_failed(exc, request)
         if error is not None:
             await spool.discard()
-        return size, error
+        return size, error, existed
 
     async def _publish(self, temporary: Path, final: Path, size: int) -> StoreResult:
         try:

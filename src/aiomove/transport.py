@@ -7,9 +7,11 @@ aiomove's error tree here, once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import socket
+from collections.abc import Callable
 
 import anyio
 import anyio.abc
@@ -30,6 +32,15 @@ READ_SIZE = 256 * 1024
 _NETWORK_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
+def _loop_clock() -> Callable[[], float]:
+    """The running loop's clock function, looked up once: `anyio.current_time()` finds the
+    backend and the loop on every call, several times per PDU on a busy association."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # not asyncio (trio)
+        return anyio.current_time
+
+
 class Link:
     """One TCP stream driven by one `Connection`."""
 
@@ -48,6 +59,7 @@ class Link:
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._quickack = self._sock is not None and hasattr(socket, "TCP_QUICKACK")
+        self._clock = _loop_clock()
 
     def _ack_now(self) -> None:
         """Linux: ACK at once so a peer with Nagle on does not stall on our delayed ACK.
@@ -61,9 +73,9 @@ class Link:
             except OSError:
                 self._quickack = False
 
-    @staticmethod
-    def now() -> float:
-        return anyio.current_time()
+    def now(self) -> float:
+        """The event loop's clock (the one cancel-scope deadlines use)."""
+        return self._clock()
 
     async def flush(self) -> None:
         """Send what the core queued; close the stream once the core is back in Sta1."""
