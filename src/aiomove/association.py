@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSAttribute
 
 from aiomove.errors import (
     AcseTimeout,
@@ -452,7 +453,7 @@ async def _open_stream(
     so the stream is not "standard compatible" (a bare EOF is a normal end)."""
     if ssl_context is None:
         return await anyio.connect_tcp(peer.host, peer.port, local_host=local_host)
-    return await anyio.connect_tcp(
+    stream = await anyio.connect_tcp(
         peer.host,
         peer.port,
         local_host=local_host,
@@ -460,6 +461,13 @@ async def _open_stream(
         tls_hostname=server_hostname or peer.host,
         tls_standard_compatible=False,
     )
+    log.debug(
+        "tls.negotiated",
+        peer=str(peer),
+        version=stream.extra(TLSAttribute.tls_version, None),
+        cipher=(stream.extra(TLSAttribute.cipher, None) or ("",))[0],
+    )
+    return stream
 
 
 @asynccontextmanager
@@ -498,6 +506,10 @@ async def connect(
             )
     except TimeoutError as exc:
         raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ConnectError(
+            f"TLS handshake with {peer} failed: certificate verify failed: {exc.verify_message}"
+        ) from exc
     except ssl.SSLError as exc:
         raise ConnectError(f"TLS handshake with {peer} failed: {exc.reason or exc}") from exc
     except OSError as exc:

@@ -402,6 +402,32 @@ async def admit(
     return True
 
 
+class DicomTLSListener(TLSListener):
+    """anyio's TLSListener, but a failed handshake is one structured log line, not a
+    traceback: a scanner or a peer with the wrong certificate is routine on a network."""
+
+    @staticmethod
+    async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
+        address = stream.extra(SocketAttribute.remote_address, None)  # before closing
+        peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else None
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            raise exc
+        reason = _tls_reason(exc)
+        log.warning("tls.handshake_failed", peer=peer, reason=reason)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """A one-line reason for a failed TLS handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    if isinstance(exc, TimeoutError):
+        return "handshake timed out"
+    return str(exc) or type(exc).__name__
+
+
 class GatedListener(anyio.abc.Listener[Any]):
     """A TCP listener whose connections pass `admit()` before their handler (and before a
     TLS handshake, when a TLSListener wraps this one)."""
@@ -462,7 +488,7 @@ async def serve(
     admission = Admission()
     listener: anyio.abc.Listener[Any] = GatedListener(tcp, config, admission)
     if config.ssl_context is not None:
-        listener = TLSListener(
+        listener = DicomTLSListener(
             listener,
             config.ssl_context,
             standard_compatible=False,
