@@ -24,8 +24,15 @@ from aiomove.errors import (
 )
 from aiomove.exitcodes import association_exit_code
 from aiomove.log import configure, configure_sinks, get_logger
-from aiomove.movescu import MoveOutcome, MoveSettings, output_directory_problem, run_move
+from aiomove.movescu import (
+    MoveOutcome,
+    MoveSettings,
+    Received,
+    output_directory_problem,
+    run_move,
+)
 from aiomove.options import OptionError, ParsedArgs, format_arguments, format_help, parse
+from aiomove.options_security import only_moved, security_settings
 from aiomove.options_specs import (
     MOVESCU,
     STORESCP,
@@ -43,7 +50,7 @@ from aiomove.query import (
 )
 from aiomove.runner import run_async
 from aiomove.server import serve
-from aiomove.storage import FileSink, OutputOptions, storage_config
+from aiomove.storage import OUT_OF_RESOURCES, FileSink, OutputOptions, storage_config
 from aiomove.tls import (
     TlsError,
     ask_password_once,
@@ -128,8 +135,16 @@ def exit_code_for_move(exc: BaseException) -> int:
     return EXIT_CMOVE_ERROR if code is None else code
 
 
+def unwritten(outcome: MoveOutcome) -> list[Received]:
+    """Instances our Storage SCP refused with 0xA700: our disk is full (or failing)."""
+    return [r for q in outcome.requests for r in q.received if r.status == OUT_OF_RESOURCES]
+
+
 def exit_code_for_outcome(outcome: MoveOutcome) -> int:
-    """The worst final status decides: warning 68, failure/refused 69 (Cancel counts as 0)."""
+    """40 when an instance could not be written (movescu's "cannot write output file");
+    else the worst final status decides: warning 68, failure/refused 69 (Cancel counts as 0)."""
+    if unwritten(outcome):
+        return EXIT_CANNOT_WRITE_OUTPUT_FILE
     code = EXIT_OK
     for report in outcome.requests:
         status = report.status
@@ -187,6 +202,7 @@ def identifiers(args: ParsedArgs, model: Model) -> list[Dataset]:
 
 def _settings(args: ParsedArgs) -> MoveSettings:
     model = Model(args.model)
+    sec = security_settings(args, daemon="movescu")
     sink = None
     if args.retrieve_port is not None:
         sink = FileSink(
@@ -194,6 +210,7 @@ def _settings(args: ParsedArgs) -> MoveSettings:
             options=_output_options(args),
             ignore=bool(args.ignore),
             fsync=bool(args.fsync),
+            **sec["sink"],
         )
     tls = tls_settings(args)
     tls = ask_password_once(tls) if tls else None
@@ -222,6 +239,9 @@ def _settings(args: ParsedArgs) -> MoveSettings:
         linger=float(args.linger),
         pending_read=args.pending == "read",
         storage_ssl_context=server_context(tls) if tls and sink else None,
+        acceptor_options=sec["acceptor"],
+        handler_options=sec["handler"],
+        only_moved=only_moved(args),
     )
 
 
@@ -283,7 +303,7 @@ def move_main(argv: Sequence[str]) -> int:
     args = started
     try:
         settings = _settings(args)
-    except (QueryError, ValueError) as exc:
+    except (QueryError, OptionError, ValueError) as exc:
         return report_error("move", str(exc), EXIT_SYNTAX)
     except TlsError as exc:
         return report_error("move", str(exc), EXIT_CANNOT_CREATE_TLS_LAYER)
@@ -305,7 +325,16 @@ def move_main(argv: Sequence[str]) -> int:
         return 130
     _write_report(args, outcome)
     code = exit_code_for_outcome(outcome)
-    if code != EXIT_OK:
+    if code == EXIT_CANNOT_WRITE_OUTPUT_FILE:
+        where = settings.sink.directory if settings.sink is not None else "?"
+        count = len(unwritten(outcome))
+        report_error(
+            "move",
+            f"cannot write output file: {count} instance(s) refused with 0xA700 (disk full,"
+            f" below --min-free-space or a write error in {where})",
+            code,
+        )
+    elif code != EXIT_OK:
         worst = [r for r in outcome.requests if r.status is None or not r.status.is_success]
         detail = "; ".join(
             f"request {r.index}: {r.status if r.status else 'no final response'}"
@@ -326,11 +355,16 @@ def store_scp_main(argv: Sequence[str]) -> int:
     if isinstance(started, int):
         return started
     args = started
+    try:
+        sec = security_settings(args, daemon="storescp")
+    except OptionError as exc:
+        return report_error("store-scp", str(exc), EXIT_SYNTAX)
     sink = FileSink(
         Path(args.output_directory),
         options=_output_options(args),
         ignore=bool(args.ignore),
         fsync=bool(args.fsync),
+        **sec["sink"],
     )
     if not sink.ignore:
         code = check_output_directory("store-scp", sink.directory)
@@ -350,6 +384,8 @@ def store_scp_main(argv: Sequence[str]) -> int:
             acse=args.acse_timeout, dimse=args.dimse_timeout, write=args.socket_timeout or None
         ),
         ssl_context=ssl_context,
+        **sec["handler"],
+        **sec["acceptor"],
     )
 
     async def run() -> None:

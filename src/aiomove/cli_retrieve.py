@@ -58,8 +58,9 @@ from aiomove.errors import AiomoveError, ListenError, NoAcceptedContext, StatusE
 from aiomove.find import find_all
 from aiomove.layout import DEFAULT_LAYOUT, Layout, LayoutError, LayoutSink, staging_area
 from aiomove.log import LEVELS, configure, get_logger
-from aiomove.options import ParsedArgs
+from aiomove.options import OptionError, ParsedArgs
 from aiomove.options_retrieve import RETRIEVE
+from aiomove.options_security import only_moved, security_settings
 from aiomove.options_specs import effective_log_level, tls_settings
 from aiomove.proto import uids
 from aiomove.query import Model, QueryError, build_identifier, friendly_identifier
@@ -99,6 +100,10 @@ class Settings:
     query: Dataset | None = None  # the -k C-FIND identifier
     #: DICOM TLS on the Storage SCP (the outgoing associations' is `peer.ssl_context`).
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+    #: The Storage SCP's access control and limits (`options_security.security_settings`).
+    security: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    #: `--only-moved`: refuse C-STOREs that belong to no outstanding retrieve.
+    only_moved: bool = False
 
 
 def read_keys(path: Path, key_type: str | None) -> tuple[str, list[str]]:
@@ -191,6 +196,8 @@ def settings_from(args: ParsedArgs) -> Settings:
         keys=keys,
         query=query,
         ssl_context=server_context(tls) if tls else None,
+        security=security_settings(args, daemon="movescu"),
+        only_moved=only_moved(args),
     )
 
 
@@ -613,6 +620,10 @@ async def run(settings: Settings, outcome: Outcome, tracker: Tracker) -> None:
             on_placed=tracker.placed,
             fsync=settings.fsync,
         )
+        security = settings.security
+        limits = security.get("sink", {})  # FileSink's limits: LayoutSink does not take them
+        sink.max_instance_size = limits.get("max_instance_size", sink.max_instance_size)
+        sink.min_free_bytes = limits.get("min_free_bytes", sink.min_free_bytes)
         async with contextlib.AsyncExitStack() as stack:
             try:
                 session = await stack.enter_async_context(
@@ -626,6 +637,11 @@ async def run(settings: Settings, outcome: Outcome, tracker: Tracker) -> None:
                         max_pdu_length=settings.max_pdu_length,
                         linger=settings.linger,
                         ssl_context=settings.ssl_context,
+                        only_moved=settings.only_moved,
+                        storage_options={
+                            **security.get("handler", {}),
+                            **security.get("acceptor", {}),
+                        },
                     )
                 )
             except BaseException as exc:
@@ -698,7 +714,7 @@ def retrieve_main(argv: Sequence[str]) -> int:
     args = started
     try:
         settings = settings_from(args)
-    except (QueryError, LayoutError, ValueError) as exc:
+    except (QueryError, LayoutError, OptionError, ValueError) as exc:
         return report_error("retrieve", str(exc), EXIT_SYNTAX)
     except TlsError as exc:
         return report_error("retrieve", str(exc), EXIT_CANNOT_CREATE_TLS_LAYER)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,13 @@ class MoveSettings:
     #: DICOM TLS on the embedded Storage SCP (movescu's `+tls` with `+P`); the outgoing
     #: association's TLS is `peer.ssl_context`.
     storage_ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+    #: More `AcceptorConfig` fields for the embedded Storage SCP (access control, allow-lists,
+    #: association limits: `options_security.security_settings()["acceptor"]`).
+    acceptor_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: More `store_handler` arguments (e.g. `min_rate`: `security_settings()["handler"]`).
+    handler_options: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: `--only-moved`: refuse (0x0124) C-STOREs that belong to none of our C-MOVE requests.
+    only_moved: bool = False
 
 
 @dataclass
@@ -175,6 +182,10 @@ class _Collector:
         report = self._report_for(request)
         (report.received if report is not None else self.unattributed).append(item)
         self.registry.notify()
+
+    def accepts(self, request: StoreRequest) -> bool:
+        """`--only-moved`: whether a C-STORE belongs to one of our C-MOVE requests."""
+        return self._report_for(request) is not None
 
     def _report_for(self, request: StoreRequest) -> RequestReport | None:
         """By Move Originator (AE title, Message ID) when given; else the request running.
@@ -342,10 +353,13 @@ def _storage_config(
         settings.sink,
         settings.prefer,
         on_stored=collector.on_stored,
+        accept=collector.accepts if settings.only_moved else None,
         max_pdu_length=settings.max_pdu_length,
         timeouts=settings.timeouts,
         registry=registry,
         ssl_context=settings.storage_ssl_context,
+        **settings.handler_options,
+        **settings.acceptor_options,
     )
 
 

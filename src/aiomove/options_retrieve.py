@@ -13,7 +13,9 @@ from aiomove.options import (
     ParsedArgs,
     Str,
 )
+from aiomove.options_security import SECURITY_DEFAULTS, security_options
 from aiomove.options_specs import (
+    _ACCESS,
     _PREFER,
     _TLS_DEFAULT_VALUES,
     _general,
@@ -41,6 +43,7 @@ _RETRIEVE_NETWORK = """
 -aec  --call     @str  [a]etitle: string|set called AE title of peer (default: ANY-SCP)
 [preferred network transfer syntaxes (incoming associations)] prefer
 {prefer}
+{access}
 [port for incoming network associations (required)] retrieve_port
 +P    --port     @port  [n]umber: integer|port number for incoming associations
 [other network options] *
@@ -51,6 +54,7 @@ _RETRIEVE_NETWORK = """
   |timeout for DIMSE messages
 -pdu  --max-pdu       @pdu  [n]umber of bytes: integer (4096..131072)
   |set max receive pdu to n bytes (default: 16384)
+-dhl  --disable-host-lookup  True  disable hostname lookup
 """
 
 _RETRIEVE_INPUT = """
@@ -102,9 +106,14 @@ def check_retrieve(args: ParsedArgs) -> None:
 def _retrieve_options() -> tuple[OptionSpec, ...]:
     options = (
         *_general(),
-        *_table(_RETRIEVE_NETWORK.format(prefer=_PREFER.format(deflated="prefer deflated TS"))),
+        *_table(
+            _RETRIEVE_NETWORK.format(
+                prefer=_PREFER.format(deflated="prefer deflated TS"), access=_ACCESS
+            )
+        ),
         *_tls(),  # movescu's: one set for the outgoing associations and the Storage SCP
         *_table(_RETRIEVE_INPUT),
+        *security_options(move=True),  # the embedded Storage SCP's, as `aiomove move`'s
     )
     key_type = Str(("study", "accession", "patient"), fold="lower")
     options = _with(options, "--key-type", values=(key_type,))
@@ -132,7 +141,9 @@ RETRIEVE = CommandSpec(
         "output_directory": ".",
         "concurrency": 4,
         "linger": 5.0,
+        "access_control": False,
         **_TLS_DEFAULT_VALUES,
+        **SECURITY_DEFAULTS,
     },
     checks=(check_retrieve, check_tls),
 )

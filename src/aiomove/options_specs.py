@@ -9,8 +9,9 @@ The tables are written the way `--help` prints them (see `_table`), so that they
 side by side with DCMTK's help. Choices made here:
 - TLS options (the newer manual's, also on `aiomove store-scp`) become `TlsSettings`
   (`tls_settings()`); what Python's ssl cannot do is refused by `aiomove.tls` when the context
-  is built (exit 70). `+ac` (tcp wrapper) is recognised and refused: accepting it silently
-  would lie.
+  is built (exit 70).
+- `+ac` enforces hosts_access(5) rules (`aiomove.accesscontrol`); it and the other access
+  control and limit options of the embedded Storage SCP are `aiomove.options_security`'s.
 - `-aem` defaults to None: movescu then uses its own calling AE title (`move_destination()`).
 - `+P` sets `retrieve_port` (DCMTK's opt_retrievePort); the `port` parameter is the peer's.
 - Seconds (`-to`, `-ta`, `-td`, `-ts`, `--linger`) may be fractional; DCMTK truncates them.
@@ -35,6 +36,7 @@ from aiomove.options import (
     Str,
     ValueType,
 )
+from aiomove.options_security import SECURITY_DEFAULTS, security_options
 from aiomove.tls import TlsSettings
 
 LOG_LEVELS = ("fatal", "error", "warn", "info", "debug", "trace")
@@ -180,15 +182,6 @@ _ACCESS = """
 -ac  --access-full     False  accept connections from any host (default)
 +ac  --access-control  True   enforce host access control rules
 """
-
-
-def _no_tcp_wrapper(*options: OptionSpec) -> tuple[OptionSpec, ...]:
-    """`+ac` is recognised but refused: there is no tcp wrapper (hosts_access) in aiomove."""
-    return _with(
-        options,
-        "--access-control",
-        unsupported="--access-control is not supported: aiomove has no tcp wrapper support",
-    )
 
 
 _TLS = """
@@ -527,7 +520,7 @@ MOVESCU = CommandSpec(
         ParamSpec("port", "tcp/ip port number of peer", Int(1, 65535)),
         ParamSpec("dcmfile-in", "DICOM query file(s)", optional=True, variadic=True),
     ),
-    options=_no_tcp_wrapper(
+    options=(
         *_general(),
         *_table(
             _MOVESCU_NETWORK.format(
@@ -543,6 +536,7 @@ MOVESCU = CommandSpec(
             )
         ),
         *_table(_MOVESCU_EXTENSIONS),
+        *security_options(move=True),
     ),
     defaults={
         "ip_version": "ipv4",
@@ -564,6 +558,7 @@ MOVESCU = CommandSpec(
         "linger": 5.0,
         **_TLS_DEFAULT_VALUES,
         **_OUTPUT_DEFAULTS,
+        **SECURITY_DEFAULTS,
     },
     checks=(check_movescu, check_tls),
 )
@@ -597,7 +592,7 @@ STORESCP = CommandSpec(
     name="aiomove store-scp",
     description="DICOM storage (C-STORE) SCP",
     params=(ParamSpec("port", "tcp/ip port number to listen on", Int(1, 65535)),),
-    options=_no_tcp_wrapper(
+    options=(
         *_general("+v  --verbose-pc  True  show presentation contexts in verbose mode\n"),
         *_table(
             _STORESCP_NETWORK.format(
@@ -617,6 +612,7 @@ STORESCP = CommandSpec(
             ".  --fsync     True  fsync each received file before answering\n"
             ".  --log-json  True  log as JSON lines"
         ),
+        *security_options(move=False),
     ),
     defaults={
         "prefer": "uncompressed",
@@ -628,6 +624,7 @@ STORESCP = CommandSpec(
         "max_pdu": 16384,
         **_TLS_DEFAULT_VALUES,
         **_OUTPUT_DEFAULTS,
+        **SECURITY_DEFAULTS,
     },
     checks=(check_storescp, check_tls),
 )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import ssl
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,10 @@ log = get_logger("aiomove.retrieve")
 _MATCH_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
 
+#: Called with each instance attributed to a retrieve, as it lands (before its C-STORE-RSP).
+OnReceived = Callable[[Received], Awaitable[None] | None]
+
+
 @dataclass
 class RetrieveResult:
     """The reconciliation of one retrieve."""
@@ -61,6 +65,9 @@ class RetrieveResult:
     duplicates: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     error: str | None = None
+    on_received: OnReceived | None = field(default=None, repr=False, compare=False)
+    #: The exception behind `error` (for callers that classify failures, e.g. the daemon).
+    exception: Exception | None = field(default=None, repr=False, compare=False)
 
     @property
     def expected(self) -> int | None:
@@ -118,6 +125,7 @@ class RetrieveSession:
         timeouts: Timeouts | None = None,
         max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
         linger: float = 5.0,
+        only_moved: bool = False,
     ) -> None:
         self.sink = sink
         self.ae_title = ae_title
@@ -127,6 +135,8 @@ class RetrieveSession:
         self.timeouts = timeouts or Timeouts()
         self.max_pdu_length = max_pdu_length
         self.linger = linger
+        #: Refuse (0x0124) C-STOREs that belong to no outstanding retrieve (see `accepts`).
+        self.only_moved = only_moved
         self.port = 0
         self.registry = ActiveAssociations()
         self.unattributed: list[Received] = []
@@ -158,7 +168,19 @@ class RetrieveSession:
                 target.duplicates.append(request.sop_instance_uid)
             seen.add(request.sop_instance_uid)
             target.received.append(item)
+            if target.on_received is not None:
+                pending = target.on_received(item)
+                if pending is not None:
+                    await pending
         self.registry.notify()
+
+    def accepts(self, request: StoreRequest) -> bool:
+        """Whether a C-STORE may belong to an outstanding retrieve (`only_moved`): its Move
+        Originator names one, or it names none while some retrieve is running (sources that
+        omit the fields; `_by_content` attributes those after the write)."""
+        if self._by_originator(request) is not None:
+            return True
+        return request.move_originator_message_id is None and bool(self._outstanding)
 
     def _by_originator(self, request: StoreRequest) -> RetrieveResult | None:
         message_id = request.move_originator_message_id
@@ -196,27 +218,37 @@ class RetrieveSession:
         return self._limits[key]
 
     async def retrieve(
-        self, peer: Peer, query: Dataset, *, model: str = uids.STUDY_ROOT_QR_MOVE
+        self,
+        peer: Peer,
+        query: Dataset,
+        *,
+        model: str = uids.STUDY_ROOT_QR_MOVE,
+        on_received: OnReceived | None = None,
     ) -> RetrieveResult:
         """One C-MOVE to this session's port; waits for a free slot for `peer` first.
 
         Never raises for the retrieve's own failures: they are in the result (`error`,
-        `final.status`), so one bad study does not end a bulk run.
+        `final.status`), so one bad study does not end a bulk run. `on_received` is called
+        with each instance attributed to this retrieve as it lands (e.g. to record receipts).
         """
-        result = RetrieveResult(peer, query)
+        result = RetrieveResult(peer, query, on_received=on_received)
         key = f"{peer.ae_title}@{peer.host}:{peer.port}"
-        async with self._limit(peer):
-            self._open[key] += 1
-            self.peak_associations[key] = max(self.peak_associations[key], self._open[key])
-            try:
-                await self._move(peer, query, model, result)
-            except Exception as exc:  # reported, not raised: see the docstring
-                result.error = str(exc) or type(exc).__name__
-                log.warning("retrieve.failed", peer=str(peer), error=result.error)
-            finally:
-                self._open[key] -= 1
-        await self._settle(result)
-        self._outstanding.pop(result.message_id, None)
+        try:
+            async with self._limit(peer):
+                self._open[key] += 1
+                self.peak_associations[key] = max(self.peak_associations[key], self._open[key])
+                try:
+                    await self._move(peer, query, model, result)
+                except Exception as exc:  # reported, not raised: see the docstring
+                    result.error = str(exc) or type(exc).__name__
+                    result.exception = exc
+                    log.warning("retrieve.failed", peer=str(peer), error=result.error)
+                finally:
+                    self._open[key] -= 1
+            await self._settle(result)
+        finally:  # also when cancelled: a long-lived session must not keep finished retrieves
+            self._outstanding.pop(result.message_id, None)
+            self._seen.pop(result.message_id, None)
         wanted = _named_instances(query)
         result.missing = sorted(wanted - result.stored_uids)
         return result
@@ -297,12 +329,16 @@ async def open_session(
     port: int = 0,
     host: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> AsyncIterator[RetrieveSession]:
     """A `RetrieveSession` with its Storage SCP listening (`session.port`; 0 = OS-chosen).
 
     `ssl_context` makes the Storage SCP accept DICOM TLS only (outgoing TLS is per `Peer`).
-    Options are `RetrieveSession`'s (ae_title, per_peer_limit, prefer, timeouts, linger, ...).
+    `storage_options` are more `storage_config` arguments: `min_rate` and `AcceptorConfig`
+    fields (access control, allow-lists, limits; see `options_security.security_settings`).
+    Options are `RetrieveSession`'s (ae_title, per_peer_limit, prefer, timeouts, linger,
+    only_moved, ...).
     """
     session = RetrieveSession(sink=sink, **options)
     config = storage_config(
@@ -310,10 +346,12 @@ async def open_session(
         sink,
         session.prefer,
         on_stored=session._on_stored,
+        accept=session.accepts if session.only_moved else None,
         max_pdu_length=session.max_pdu_length,
         timeouts=session.timeouts,
         registry=session.registry,
         ssl_context=ssl_context,
+        **(storage_options or {}),
     )
     async with anyio.create_task_group() as tg:
         session.port = await tg.start(serve, config, host, port)

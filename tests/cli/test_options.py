@@ -100,7 +100,15 @@ EXTENSIONS = [
     ("", "--sop-uid", 1), ("", "--accession", 1), ("", "--level", 1), ("", "--strict", 0),
     ("", "--linger", 1), ("", "--report", 1), ("", "--fsync", 0), ("", "--log-json", 0),
 ]  # fmt: skip
-ALL_MOVESCU = MOVESCU_367 + NEWER_MANUAL + TLS_MANUAL + EXTENSIONS
+# access control and limits of the embedded Storage SCP (aiomove.options_security)
+SECURITY = [
+    ("", "--hosts-allow", 1), ("", "--hosts-deny", 1), ("", "--accept-aet", 1),
+    ("", "--accept-network", 1), ("", "--max-associations", 1), ("", "--idle-timeout", 1),
+    ("", "--min-rate", 1), ("", "--max-instance-size", 1), ("", "--min-free-space", 1),
+]  # fmt: skip
+ALL_MOVESCU = (
+    MOVESCU_367 + NEWER_MANUAL + TLS_MANUAL + EXTENSIONS + SECURITY + [("", "--only-moved", 0)]
+)
 
 
 def move(*args: str) -> Any:
@@ -207,6 +215,10 @@ MOVESCU_DEFAULTS: dict[str, object] = {
     "patient_id": None, "study_uid": None, "series_uid": None, "sop_uid": [], "accession": None,
     "level": None, "strict": False, "linger": 5, "report": None, "log_json": False,
     "help": False, "version": False, "arguments": False,
+    # aiomove's, from the help text's "(default: ...)"
+    "hosts_allow": "/etc/hosts.allow", "hosts_deny": "/etc/hosts.deny", "accept_aet": [],
+    "accept_network": [], "max_associations": 64, "idle_timeout": 300, "min_rate": 1024,
+    "max_instance_size": 8192, "min_free_space": 256, "only_moved": False,
 }  # fmt: skip
 
 
