@@ -45,13 +45,13 @@ peers:
 	fi
 
 lint: install
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests fuzz bench
+	$(VENV)/bin/ruff format --check src tests fuzz bench
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests fuzz bench
+	$(VENV)/bin/ruff check --fix src tests fuzz bench
 
 test: install peers lint
 	$(PY) -m pytest
@@ -62,6 +62,13 @@ test-fast: install
 # Generate a study, serve it from DCMTK dcmqrscp, retrieve it with `aiomove move`, list it.
 demo: install peers
 	bash scripts/demo.sh
+
+# Coverage-guided fuzzing (atheris) of the sans-IO core: FUZZ_SECONDS per target (default 60),
+# seeded with the golden PDUs of tests/proto; fails if any target finds a failing input.
+.PHONY: fuzz
+fuzz: install
+	$(PY) -m pip install -q -e '.[fuzz]'
+	$(PY) fuzz/run.py
 
 # Retrieve-to-self benchmark: DCMTK movescu, aiomove move, pynetdicom (bench/README.md).
 # Data goes to a temporary directory. BENCH_ARGS passes options, e.g. BENCH_ARGS=--orthanc.

@@ -501,11 +501,24 @@ def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
     return bytes(data)
 
 
+#: Bound on an inflated identifier. A peer's deflated identifier (PS3.5 A.5) of a few KiB can
+#: otherwise inflate to gigabytes (zeros compress about 1000:1).
+MAX_INFLATED_IDENTIFIER = 16 << 20
+
+
 def decode_identifier(data: bytes, transfer_syntax: str) -> Dataset:
-    """The inverse of `encode_identifier` (e.g. for a C-MOVE-RSP identifier)."""
+    """The inverse of `encode_identifier` (e.g. for a C-MOVE-RSP identifier).
+
+    A deflated identifier that inflates beyond `MAX_INFLATED_IDENTIFIER` is a `QueryError`.
+    """
     implicit, little, deflated = _encoding(transfer_syntax)
     if deflated:
-        data = zlib.decompress(data, -zlib.MAX_WBITS)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        data = inflater.decompress(data, MAX_INFLATED_IDENTIFIER + 1)
+        if len(data) > MAX_INFLATED_IDENTIFIER:
+            raise QueryError(f"deflated identifier inflates beyond {MAX_INFLATED_IDENTIFIER} bytes")
+        if not inflater.eof:  # as zlib.decompress would say
+            raise QueryError("deflated identifier is truncated")
     return read_dataset(BytesIO(data), is_implicit_VR=implicit, is_little_endian=little)
 
 

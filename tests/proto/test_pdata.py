@@ -259,9 +259,19 @@ def test_command_fragments_on_two_contexts() -> None:
 
 def test_command_set_size_is_bounded() -> None:
     assembler = DimseAssembler()
-    assembler.feed(cmd(bytes(MAX_COMMAND_SET_LENGTH), last=False))  # exactly at the bound
+    # The bound counts each fragment's PDV item header (6 bytes) with its data.
+    assembler.feed(cmd(bytes(MAX_COMMAND_SET_LENGTH - 6), last=False))  # exactly at the bound
     with pytest.raises(DimseProtocolError):
         assembler.feed(cmd(b"\x00", last=False))
+
+
+def test_empty_command_fragments_are_not_free() -> None:
+    """Found by fuzzing: empty non-last fragments once grew memory without limit."""
+    assembler = DimseAssembler()
+    for _ in range(MAX_COMMAND_SET_LENGTH // 6):
+        assembler.feed(cmd(b"", last=False))
+    with pytest.raises(DimseProtocolError):
+        assembler.feed(cmd(b"", last=False))
 
 
 def test_data_without_command() -> None:

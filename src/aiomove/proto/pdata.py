@@ -190,7 +190,8 @@ class DimseAssembler:
                 f"command fragment on context {pdv.context_id} interleaved with a command set"
                 f" on context {self._command_context}"
             )
-        self._command_length += len(pdv.data)
+        # Each fragment counts its PDV item header too: empty fragments must not be free.
+        self._command_length += len(pdv.data) + PDV_OVERHEAD
         if self._command_length > MAX_COMMAND_SET_LENGTH:
             raise DimseProtocolError(f"command set longer than {MAX_COMMAND_SET_LENGTH} bytes")
         self._command_context = pdv.context_id

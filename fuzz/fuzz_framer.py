@@ -1,0 +1,6 @@
+"""Fuzz harness: tests/fuzz/targets.py framer_target (see fuzz/harness.py for the options)."""
+
+from harness import main
+
+if __name__ == "__main__":
+    main("framer")
