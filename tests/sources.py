@@ -236,8 +236,9 @@ def dcmqrscp(
     """DCMTK's Q/R archive serving `files` (Patient/Study Root and Patient/Study Only models).
 
     The files are linked into a storage area and registered with `dcmqridx` (which copies
-    nothing). dcmqrscp forks one child per association unless `single_process` (`-s`: one
-    association at a time). `extra_args` go before the port, e.g. ("-v",) or ("-d",).
+    nothing). dcmqrscp forks one child per association unless `single_process` (`-s`:
+    DCMTK 3.6.7 then serves one association and exits). `extra_args` go before the port,
+    e.g. ("-v",) or ("-d",).
     """
     _check_ae(ae_title)
     peers = dict(peers or {})

@@ -619,11 +619,9 @@ async def run(settings: Settings, outcome: Outcome, tracker: Tracker) -> None:
             staging,
             on_placed=tracker.placed,
             fsync=settings.fsync,
+            **settings.security.get("sink", {}),
         )
         security = settings.security
-        limits = security.get("sink", {})  # FileSink's limits: LayoutSink does not take them
-        sink.max_instance_size = limits.get("max_instance_size", sink.max_instance_size)
-        sink.min_free_bytes = limits.get("min_free_bytes", sink.min_free_bytes)
         async with contextlib.AsyncExitStack() as stack:
             try:
                 session = await stack.enter_async_context(

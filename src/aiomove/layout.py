@@ -240,10 +240,14 @@ class LayoutSink(FileSink):
         *,
         options: OutputOptions | None = None,
         on_placed: OnPlaced | None = None,
-        fsync: bool = False,
+        **sink_options: Any,
     ) -> None:
+        """`sink_options` are FileSink's (fsync, max_instance_size, min_free_bytes)."""
         super().__init__(
-            staging, options=options or OutputOptions(), filename=self._staged_name, fsync=fsync
+            staging,
+            options=options or OutputOptions(),
+            filename=self._staged_name,
+            **sink_options,
         )
         self._numbers = itertools.count(1)
         self.root = Path(root)
