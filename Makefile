@@ -75,9 +75,11 @@ fuzz: install
 .PHONY: bench bench-quick
 bench: install peers
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/jobstore.py
 
 bench-quick: install peers
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
+	$(PY) bench/jobstore.py --quick
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -359,6 +359,11 @@ def store_scp_command(ctx: typer.Context) -> None:
     raise typer.Exit(store_scp_main(ctx.args))
 
 
+from aiomove.cli_daemon import register as _register_daemon_commands  # noqa: E402
+
+_register_daemon_commands(app)
+
+
 def main() -> None:
     """Console-script entry point: usage errors exit 1, as DCMTK's syntax errors do."""
     # Until a command configures logging from its options, warnings go to stderr: structlog's
