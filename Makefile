@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The real DICOM peers the tests talk to (DCMTK: storescp, echoscu, storescu, movescu, dcmqrscp).
 PEER_COMMANDS := storescp echoscu
 
-.PHONY: install peers lint format test test-fast demo clean
+.PHONY: install peers lint format test test-fast demo daemon-demo clean
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ test-fast: install
 # Generate a study, serve it from DCMTK dcmqrscp, retrieve it with `aiomove move`, list it.
 demo: install peers
 	bash scripts/demo.sh
+
+# The retrieval daemon on SQLite: studies served by dcmqrscp, jobs submitted with `aiomove jobs
+# submit` and POST /jobs, polled until done; then jobs, /metrics and files are shown (KEEP=1 keeps).
+daemon-demo: install peers
+	bash scripts/daemon_demo.sh
 
 # Coverage-guided fuzzing (atheris) of the sans-IO core: FUZZ_SECONDS per target (default 60),
 # seeded with the golden PDUs of tests/proto; fails if any target finds a failing input.
