@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -28,6 +29,8 @@ from aiomove.errors import (
     AssociationRequestFailed,
     ConnectError,
     ConnectTimeout,
+    DataRateTooLow,
+    DataSetTooLarge,
     DimseTimeout,
     ReadError,
     ReleaseFailed,
@@ -72,6 +75,7 @@ from aiomove.proto.pdu import (
     UserItem,
 )
 from aiomove.proto.status import Status
+from aiomove.tls import describe_error
 from aiomove.transport import Link
 
 if TYPE_CHECKING:
@@ -306,13 +310,54 @@ class Association:
         await self.abort()
         raise RemoteProtocolError("data set fragment where a command set was expected")
 
-    async def iter_dataset(self, timeout: float | None = None) -> AsyncIterator[memoryview | bytes]:
-        """Yield the chunks of the data set that follows the last command, until its last one."""
+    #: Limits on every data set `iter_dataset` reads (an acceptor sets them from its config):
+    #: the largest size in bytes (None: none) and the slowest rate in bytes/s (0: none).
+    max_data_set_size: int | None = None
+    min_rate: float = 0.0
+
+    async def iter_dataset(
+        self,
+        timeout: float | None = None,
+        *,
+        limit: int | None = None,
+        min_rate: float | None = None,
+    ) -> AsyncGenerator[memoryview | bytes, None]:
+        """Yield the chunks of the data set that follows the last command, until its last one.
+
+        Raises DataSetTooLarge beyond `limit` bytes (at most `max_data_set_size`), and
+        DataRateTooLow when the data set arrives slower than `min_rate` bytes/s (None: the
+        association's `min_rate`; 0: none) after an allowance of `timeout`: each byte earns
+        the peer 1/min_rate s, so a fast sender may pause (a PACS reading its archive) while
+        a trickling one runs out of credit. The pace only shortens the wait of each read,
+        which is bounded anyway: no extra timer or layer per PDU.
+        """
+        if timeout is None:
+            timeout = self.timeouts.dimse
+        if limit is None or (self.max_data_set_size is not None and limit > self.max_data_set_size):
+            limit = self.max_data_set_size
+        rate = self.min_rate if min_rate is None else min_rate
+        allowance = timeout if rate > 0 else None
+        start = self.link.now()
+        deadline = math.inf if allowance is None else start + allowance
+        received = 0
         while True:
-            event = await self.receive(timeout)
+            wait = timeout
+            if allowance is not None:
+                wait = min(allowance, deadline - self.link.now())
+            try:
+                event = await self.receive(wait)
+            except DimseTimeout as exc:
+                if self.link.now() >= deadline:
+                    raise DataRateTooLow(f"data set slower than {rate} bytes/s", rate) from exc
+                raise
             if not isinstance(event, DataReceived):
                 await self.abort()
                 raise RemoteProtocolError("expected a data set fragment")
+            received += len(event.data)
+            if limit is not None and received > limit:
+                raise DataSetTooLarge(f"data set larger than {limit} bytes", limit)
+            if allowance is not None:
+                deadline = start + allowance + received / rate
             yield event.data
             if event.is_last:
                 return
@@ -506,12 +551,8 @@ async def connect(
             )
     except TimeoutError as exc:
         raise ConnectTimeout(f"no TCP connection to {peer} within {timeouts.connect} s") from exc
-    except ssl.SSLCertVerificationError as exc:
-        raise ConnectError(
-            f"TLS handshake with {peer} failed: certificate verify failed: {exc.verify_message}"
-        ) from exc
-    except ssl.SSLError as exc:
-        raise ConnectError(f"TLS handshake with {peer} failed: {exc.reason or exc}") from exc
+    except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+        raise ConnectError(f"TLS handshake with {peer} failed: {describe_error(exc)}") from exc
     except OSError as exc:
         root: BaseException = exc
         while root.__cause__ is not None:  # anyio wraps the per-address errors
@@ -519,8 +560,6 @@ async def connect(
         code = getattr(root, "errno", None)
         reason = os.strerror(code) if isinstance(code, int) else str(root)
         raise ConnectError(f"cannot connect to {peer}: {reason}") from exc
-    except (anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-        raise ConnectError(f"TLS handshake with {peer} failed: {exc!r}") from exc
     link = Link(stream, conn, timeouts.send)
     try:
         conn.transport_connected(link.now())

@@ -115,6 +115,26 @@ class DimseTimeout(AiomoveTimeout):
 # --- DIMSE ---------------------------------------------------------------------------------
 
 
+class DataSetRefused(AiomoveError):
+    """An acceptor stopped reading a data set (the association is then aborted).
+
+    `limit` is the limit broken; `logged` is set by a handler that already logged the
+    refusal under its own event name (e.g. `c_store.too_large`), so it is logged once."""
+
+    def __init__(self, message: str, limit: float) -> None:
+        self.limit = limit
+        self.logged = False
+        super().__init__(message)
+
+
+class DataSetTooLarge(DataSetRefused):
+    """A data set grew beyond the acceptor's (or the handler's) size limit."""
+
+
+class DataRateTooLow(DataSetRefused):
+    """A data set arrived slower than the minimum rate (bytes/s), after its allowance."""
+
+
 class StatusError(AiomoveError):
     """Raised by `raise_for_status()` for a failure, refused or cancel status."""
 

@@ -18,10 +18,17 @@ Admission, in the order a connection meets it (log events in brackets):
 3. While established: nothing received for `idle_timeout` seconds (or the DIMSE timeout when
    shorter) -> A-ABORT [association.idle_timeout]. Every read is bounded per PDU, not per byte,
    so a peer trickling a PDU one byte at a time is cut at the same deadline.
+4. Every data set any handler reads (`Association.iter_dataset`), even one drained for a
+   request we do not support: beyond `max_data_set_size` bytes -> A-ABORT
+   [dimse.data_set_too_large]; slower than `min_rate` bytes/s after an allowance of the
+   DIMSE/idle timeout -> A-ABORT [dimse.data_set_too_slow]. A handler may log these under
+   its own name (the C-STORE handler: c_store.too_large, c_store.too_slow); each is logged
+   once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import ssl
@@ -36,7 +43,13 @@ from anyio.streams.tls import TLSListener
 
 from aiomove.accesscontrol import AccessPolicy, check, normal_address
 from aiomove.association import UNCOMPRESSED, Association, Timeouts, local_user_items
-from aiomove.errors import AcseTimeout, AiomoveError, DimseTimeout
+from aiomove.errors import (
+    AcseTimeout,
+    AiomoveError,
+    DataRateTooLow,
+    DataSetRefused,
+    DimseTimeout,
+)
 from aiomove.log import get_logger
 from aiomove.proto import uids
 from aiomove.proto.connection import DEFAULT_MAX_PDU_LENGTH, Connection, Role
@@ -52,6 +65,7 @@ from aiomove.proto.pdu import (
     RejectSource,
     RoleSelection,
 )
+from aiomove.tls import describe_error
 from aiomove.transport import Link
 
 log = get_logger("aiomove.server")
@@ -69,6 +83,11 @@ UNRECOGNIZED_OPERATION = 0x0211
 DEFAULT_MAX_ASSOCIATIONS: Final = 64
 #: Seconds an established association may stay silent (DCMTK's storescp waits forever).
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
+#: Largest data set accepted by default: well above any single image or multi-frame object
+#: seen in practice (a 2 GiB instance is tested), far below a lying 4 GiB+ stream.
+DEFAULT_MAX_DATA_SET_SIZE: Final = 8 << 30
+#: Slowest acceptable data set (bytes/s), after an allowance of the DIMSE/idle timeout.
+DEFAULT_MIN_RATE: Final = 1024
 
 #: PS3.8 Table 9-21: rejected-transient, service-provider (presentation), local-limit-exceeded.
 LIMIT_EXCEEDED_RJ: Final = AAssociateRJ(
@@ -167,6 +186,10 @@ class AcceptorConfig:
     calling_ae_titles: frozenset[str] = frozenset()
     #: If not empty, only connections from these networks are accepted.
     allowed_networks: tuple[Network, ...] = ()
+    #: Largest data set read on an association (None: no limit); a handler may set less.
+    max_data_set_size: int | None = DEFAULT_MAX_DATA_SET_SIZE
+    #: Slowest data set (bytes/s, 0: none) after an allowance of the DIMSE/idle timeout.
+    min_rate: float = DEFAULT_MIN_RATE
 
     @property
     def connection_limit(self) -> int:
@@ -262,6 +285,8 @@ async def accept_association(
         timeouts=config.session_timeouts,
         peer=peer,
     )
+    assoc.max_data_set_size = config.max_data_set_size
+    assoc.min_rate = config.min_rate
     assoc.log.info(
         "association.accepted", calling_ae=rq.calling_ae_title, contexts=len(result.accepted)
     )
@@ -317,21 +342,28 @@ async def run_association(assoc: Association, config: AcceptorConfig) -> None:
 async def _refuse(assoc: Association, context_id: int, request: DimseMessage) -> None:
     """Answer a request we have no handler for with 0x0211, draining any data set first."""
     assoc.log.warning("dimse.unsupported_request", message=type(request).__name__)
-    if getattr(request, "has_dataset", False):
-        async for _ in assoc.iter_dataset():
-            pass
+    if getattr(request, "has_dataset", False):  # bounded and paced like any data set
+        chunks = assoc.iter_dataset()
+        async with contextlib.aclosing(chunks):
+            async for _ in chunks:
+                pass
     response = make_response(request, UNRECOGNIZED_OPERATION)
     if response is None:  # e.g. C-CANCEL: no response defined
         return
     await assoc.send(response, context_id)
 
 
-def _peer_name(stream: anyio.TypedAttributeProvider) -> tuple[str, str | None]:
-    """("host:port" or "conn-N", the host's address if it is a socket)."""
+def _remote(stream: anyio.TypedAttributeProvider) -> tuple[str, str] | None:
+    """("host:port", host) of a socket stream's peer; None if it is not a socket."""
     address = stream.extra(SocketAttribute.remote_address, None)
     if isinstance(address, tuple):
         return f"{address[0]}:{address[1]}", str(address[0])
-    return f"conn-{next(_conn_ids)}", None
+    return None
+
+
+def _peer_name(stream: anyio.TypedAttributeProvider) -> tuple[str, str | None]:
+    """("host:port" or "conn-N", the host's address if it is a socket)."""
+    return _remote(stream) or (f"conn-{next(_conn_ids)}", None)
 
 
 async def handle_connection(
@@ -346,6 +378,13 @@ async def handle_connection(
             if config.registry is not None:
                 config.registry.add(assoc)
             await run_association(assoc, config)
+    except DataSetRefused as exc:
+        if not exc.logged:
+            slow = isinstance(exc, DataRateTooLow)
+            event = "dimse.data_set_too_slow" if slow else "dimse.data_set_too_large"
+            log.warning(event, peer=peer, limit=exc.limit)
+        if assoc is not None:
+            await assoc.abort()
     except DimseTimeout:
         log.info("association.idle_timeout", peer=peer)
         if assoc is not None:
@@ -408,24 +447,12 @@ class DicomTLSListener(TLSListener):
 
     @staticmethod
     async def handle_handshake_error(exc: BaseException, stream: anyio.abc.AnyByteStream) -> None:
-        address = stream.extra(SocketAttribute.remote_address, None)  # before closing
-        peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else None
+        remote = _remote(stream)  # before closing
         await anyio.aclose_forcefully(stream)
         if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
             raise exc
-        reason = _tls_reason(exc)
-        log.warning("tls.handshake_failed", peer=peer, reason=reason)
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """A one-line reason for a failed TLS handshake."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLError):
-        return str(exc.reason or exc)
-    if isinstance(exc, TimeoutError):
-        return "handshake timed out"
-    return str(exc) or type(exc).__name__
+        peer = remote[0] if remote is not None else None
+        log.warning("tls.handshake_failed", peer=peer, reason=describe_error(exc))
 
 
 class GatedListener(anyio.abc.Listener[Any]):

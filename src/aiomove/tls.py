@@ -554,3 +554,14 @@ def _sni_checker(expected: str) -> Callable[[ssl.SSLObject, str | None, ssl.SSLC
         return None
 
     return check
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a failed TLS handshake, the same on both sides of a connection."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    if isinstance(exc, TimeoutError):
+        return "handshake timed out"
+    return str(exc) or type(exc).__name__

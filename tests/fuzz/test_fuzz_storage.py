@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiomove import storage
+from aiomove import spool, storage
 from aiomove.proto import uids
 from aiomove.storage import FileSink, StoreRequest, encode_file_meta
 
@@ -113,7 +113,7 @@ async def check_store(directory: Path, chunks: list[bytes], failure: str, where:
             return
     else:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(storage, "_write_all", _disk_full_after(where % 2))
+            patch.setattr(spool, "_write_all", _disk_full_after(where % 2))
             result = await sink.store(REQUEST, chunk_source(chunks, None))
         if result.status == storage.SUCCESS:  # everything fitted in the writes allowed
             _assert_complete(directory, chunks)

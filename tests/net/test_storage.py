@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from pydicom.dataelem import DataElement
 
-from aiomove import storage
+from aiomove import spool
 from aiomove.association import Peer, connect
 from aiomove.errors import AssociationAborted
 from aiomove.modality import modality_prefix
@@ -26,6 +26,7 @@ from aiomove.storage import (
     OUT_OF_RESOURCES,
     WRITE_BUFFER,
     FileSink,
+    InstanceTooLarge,
     OutputOptions,
     StoreRequest,
     StoreResult,
@@ -244,7 +245,7 @@ async def test_disk_write_failure_answers_out_of_resources_and_association_goes_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"n": 0}
-    real = storage._write_all
+    real = spool._write_all
 
     def failing_once(fh: Any, data: bytes | bytearray) -> None:
         calls["n"] += 1
@@ -252,7 +253,7 @@ async def test_disk_write_failure_answers_out_of_resources_and_association_goes_
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fh, data)
 
-    monkeypatch.setattr(storage, "_write_all", failing_once)
+    monkeypatch.setattr(spool, "_write_all", failing_once)
     async with storage_scp(FileSink(tmp_path)) as port, storage_scu(port) as assoc:
         # larger than the write buffer, so that the failure happens mid data set
         big = encode(make_dataset("1.2.3.40", pixel_bytes=3 << 20), uids.EXPLICIT_VR_LE)
@@ -319,6 +320,19 @@ async def test_cancelled_store_removes_its_temporary_file(tmp_path: Path) -> Non
         assert len(files(tmp_path)) == 1
         tg.cancel_scope.cancel()
     assert files(tmp_path) == []
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+async def test_sink_alone_bounds_the_instance_size(tmp_path: Path, ignore: bool) -> None:
+    """Without an association in front (which bounds it first), the sink still counts: a data
+    set beyond `max_instance_size` raises and leaves nothing, whether written or drained."""
+    sink = FileSink(tmp_path, max_instance_size=WRITE_BUFFER + 10, ignore=ignore)
+    with pytest.raises(InstanceTooLarge) as raised:
+        await sink.store(_request("1.2.3.61"), _chunks(bytes(WRITE_BUFFER), bytes(20)))
+    assert raised.value.limit == WRITE_BUFFER + 10
+    assert files(tmp_path) == []
+    result = await sink.store(_request("1.2.3.62"), _chunks(bytes(WRITE_BUFFER), bytes(10)))
+    assert result.size == WRITE_BUFFER + 10  # exactly the limit is allowed
 
 
 async def test_missing_data_set_is_a_failure(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from tests.security.util import (
     HANG,
     data_pdus,
     events,
+    find_rq_command,
     listing,
     raw_storage_association,
     raw_store,
@@ -191,6 +192,31 @@ async def test_instance_larger_than_the_limit_aborts_and_leaves_nothing(tmp_path
                 assert abort_fields(answer) == (0, 0)
     assert listing(tmp_path) == []
     assert [e["limit"] for e in events(logs, "c_store.too_large")] == [1 << 20]
+    assert not events(logs, "dimse.data_set_too_large")  # logged once, as a C-STORE's
+
+
+async def test_data_set_of_an_unsupported_request_is_bounded_too(tmp_path: Path) -> None:
+    """A C-FIND-RQ's identifier, only drained before 0x0211, is held to the same size limit:
+    beyond it the association is aborted instead of reading on."""
+    config = storage_config(
+        "STORESCP", FileSink(tmp_path, max_instance_size=1 << 20), timeouts=SLOW
+    )
+    with structlog.testing.capture_logs() as logs:
+        async with running(config) as port:
+            peer = await raw_storage_association(port)
+            try:
+                with anyio.fail_after(HANG):
+                    await peer.send(p_data(pdv(1, find_rq_command(), command=True)))
+                    with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                        for pdu in data_pdus(bytes(3 << 20), 16000):
+                            await peer.send(pdu)
+                    answer = await peer.read_to_eof()
+            finally:
+                await peer.aclose()
+            if answer:  # see above: the A-ABORT may be lost to a reset
+                assert abort_fields(answer) == (0, 0)
+    assert [e["limit"] for e in events(logs, "dimse.data_set_too_large")] == [1 << 20]
+    assert not events(logs, "c_store.too_large")
 
 
 async def test_c_store_outside_any_c_move_is_refused_not_authorized(tmp_path: Path) -> None:

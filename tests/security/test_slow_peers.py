@@ -21,6 +21,7 @@ from tests.security.util import (
     HANG,
     data_pdus,
     events,
+    find_rq_command,
     listing,
     raw_storage_association,
     read_status,
@@ -113,6 +114,40 @@ async def test_data_set_trickled_in_valid_pdvs_is_cut_by_the_minimum_rate(tmp_pa
     assert sent < len(b"".join(pdus))
     slow = events(logs, "c_store.too_slow")
     assert [e["uid"] for e in slow] == ["1.2.3.200"]
+    assert not events(logs, "association.idle_timeout")  # logged once, as what it was
+    assert not events(logs, "dimse.data_set_too_slow")
+
+
+async def test_data_set_of_an_unsupported_request_is_paced_too(tmp_path: Path) -> None:
+    """A C-FIND-RQ on a Storage SCP is answered 0x0211 after its identifier is drained; that
+    drain keeps the same minimum rate: a trickled identifier cannot hold the slot forever."""
+    registry = ActiveAssociations()
+    config = storage_config(
+        "STORESCP",
+        FileSink(tmp_path),
+        idle_timeout=1.0,
+        timeouts=Timeouts(acse=HANG, dimse=None),
+        registry=registry,
+        min_rate=1024,
+    )
+    pdus = data_pdus(bytes(4096), 10)  # ~410 PDUs: 20 s at one per TICK
+    with structlog.testing.capture_logs() as logs:
+        async with running(config) as port:
+            peer = await raw_storage_association(port)
+            try:
+                with anyio.fail_after(HANG):
+                    await peer.send(p_data(pdv(1, find_rq_command(), command=True)))
+                    sent = await trickle(peer, b"".join(pdus), piece=len(pdus[0]))
+                    rest = await peer.read_to_eof()
+            finally:
+                await peer.aclose()
+            with anyio.fail_after(HANG):
+                await registry.wait_for(lambda: not registry)
+    assert sent < len(b"".join(pdus))
+    assert not rest.startswith(b"\x04")  # no C-FIND-RSP: aborted
+    assert [e["limit"] for e in events(logs, "dimse.data_set_too_slow")] == [1024]
+    assert events(logs, "dimse.unsupported_request")
+    assert not events(logs, "association.idle_timeout")
 
 
 async def test_a_fast_sender_earns_credit_for_a_slow_stretch(tmp_path: Path) -> None:

@@ -61,6 +61,18 @@ def store_rq_command(sop_instance_uid: str | bytes, message_id: int = 1) -> byte
     )
 
 
+def find_rq_command(message_id: int = 1) -> bytes:
+    """C-FIND-RQ (PS3.7 Table 9.3-3) with a data set, on the CT context: a request a Storage
+    SCP has no handler for (it drains the identifier, then answers 0x0211)."""
+    return command_set(
+        element(0, 0x0002, _ui(CT_IMAGE)),
+        element(0, 0x0100, struct.pack("<H", 0x0020)),
+        element(0, 0x0110, struct.pack("<H", message_id)),
+        element(0, 0x0700, struct.pack("<H", 0)),
+        element(0, 0x0800, struct.pack("<H", 0x0000)),  # a data set follows
+    )
+
+
 async def raw_storage_association(port: int, calling: str = "HOSTILE") -> RawPeer:
     """A raw association proposing CT Image Storage in implicit VR LE as context 1."""
     peer = await RawPeer.connect(port)
