@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import ssl
 import sys
 import zlib
 from collections.abc import Sequence
@@ -45,7 +44,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import generate_uid
 
 from aiomove.association import UNCOMPRESSED, Association, Peer, Timeouts, connect
-from aiomove.cli_move import PROPOSE, report_error, start_command
+from aiomove.cli_move import report_error, start_command
 from aiomove.errors import AiomoveError, AssociationAborted
 from aiomove.find import MODALITY_WORKLIST_FIND, FindOperation, FindResponse
 from aiomove.log import get_logger
@@ -53,7 +52,7 @@ from aiomove.movescu import output_directory_problem
 from aiomove.operation import CANCEL_TIMEOUT
 from aiomove.options import ParsedArgs
 from aiomove.options_find import FINDSCU
-from aiomove.options_specs import effective_log_level, tls_settings
+from aiomove.options_specs import effective_log_level, tls_contexts
 from aiomove.proto import uids
 from aiomove.proto.status import Status
 from aiomove.query import (
@@ -72,8 +71,8 @@ from aiomove.query import (
 )
 from aiomove.runner import run_async
 from aiomove.storage import encode_file_meta
-from aiomove.tls import TlsError, client_context
-from aiomove.transfer import proposed_transfer_syntaxes
+from aiomove.tls import TlsError
+from aiomove.transfer import PROPOSE, proposed_transfer_syntaxes
 
 log = get_logger("aiomove.cli")
 
@@ -193,12 +192,6 @@ def find_identifiers(args: ParsedArgs, fields: Sequence[tuple[str, BaseTag]] = (
     return result
 
 
-def _tls_context(args: ParsedArgs) -> ssl.SSLContext | None:
-    """`+tls`/`+tla` and the other TLS options; TlsError when they cannot make a context."""
-    settings = tls_settings(args)
-    return None if settings is None else client_context(settings)
-
-
 def settings_from_args(args: ParsedArgs) -> FindSettings:
     """`FindSettings` from findscu's options; QueryError for a bad key, file or field."""
     model = _model(args)
@@ -207,8 +200,9 @@ def settings_from_args(args: ParsedArgs) -> FindSettings:
     quiet = effective_log_level(args) == "fatal"
     default_show = not (extract or quiet or args.output_format is not None)
     show = default_show if args.show_responses is None else bool(args.show_responses)
+    client_tls, _ = tls_contexts(args)
     return FindSettings(
-        peer=Peer(str(args.peer), int(args.port), str(args.call), ssl_context=_tls_context(args)),
+        peer=Peer(str(args.peer), int(args.port), str(args.call), ssl_context=client_tls),
         identifiers=find_identifiers(args, fields),
         model=MODALITY_WORKLIST_FIND if model is None else model.find_uid,
         ae_title=str(args.aetitle),

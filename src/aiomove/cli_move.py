@@ -38,7 +38,7 @@ from aiomove.options_specs import (
     STORESCP,
     effective_log_level,
     move_destination,
-    tls_settings,
+    tls_contexts,
 )
 from aiomove.query import (
     Model,
@@ -51,15 +51,9 @@ from aiomove.query import (
 from aiomove.runner import run_async
 from aiomove.server import serve
 from aiomove.storage import OUT_OF_RESOURCES, FileSink, OutputOptions, storage_config
-from aiomove.tls import (
-    TlsError,
-    ask_password_once,
-    client_context,
-    list_ciphers,
-    list_profiles,
-    server_context,
-)
-from aiomove.transfer import Prefer, Propose, proposed_transfer_syntaxes
+from aiomove.tls import TlsError, list_ciphers, list_profiles
+from aiomove.transfer import PREFER as PREFER  # re-exported: daemon.config imports it from here
+from aiomove.transfer import PROPOSE, proposed_transfer_syntaxes
 
 log = get_logger("aiomove.cli")
 
@@ -78,38 +72,6 @@ EXIT_CMOVE_WARNING = 68
 EXIT_CMOVE_ERROR = 69
 EXIT_CANNOT_CREATE_TLS_LAYER = 70
 
-PREFER = {
-    "uncompressed": Prefer.UNCOMPRESSED,
-    "little": Prefer.LITTLE,
-    "big": Prefer.BIG,
-    "lossless": Prefer.LOSSLESS,
-    "jpeg8": Prefer.JPEG8,
-    "jpeg12": Prefer.JPEG12,
-    "j2k-lossless": Prefer.J2K_LOSSLESS,
-    "j2k-lossy": Prefer.J2K_LOSSY,
-    "jls-lossless": Prefer.JLS_LOSSLESS,
-    "jls-lossy": Prefer.JLS_LOSSY,
-    "mpeg2": Prefer.MPEG2,
-    "mpeg2-high": Prefer.MPEG2_HIGH,
-    "mpeg4": Prefer.MPEG4,
-    "mpeg4-bd": Prefer.MPEG4_BD,
-    "mpeg4-2-2d": Prefer.MPEG4_2_2D,
-    "mpeg4-2-3d": Prefer.MPEG4_2_3D,
-    "mpeg4-2-st": Prefer.MPEG4_2_STEREO,
-    "hevc": Prefer.HEVC,
-    "hevc10": Prefer.HEVC10,
-    "rle": Prefer.RLE,
-    "deflated": Prefer.DEFLATED,
-    "implicit": Prefer.IMPLICIT,
-    "accept-all": Prefer.ACCEPT_ALL,
-}
-PROPOSE = {
-    "uncompressed": Propose.UNCOMPRESSED,
-    "little": Propose.LITTLE,
-    "big": Propose.BIG,
-    "deflated": Propose.DEFLATED,
-    "implicit": Propose.IMPLICIT,
-}
 _WRITE_XFER = {
     "same": None,
     "little": "1.2.840.10008.1.2.1",
@@ -212,15 +174,9 @@ def _settings(args: ParsedArgs) -> MoveSettings:
             fsync=bool(args.fsync),
             **sec["sink"],
         )
-    tls = tls_settings(args)
-    tls = ask_password_once(tls) if tls else None
+    client_tls, server_tls = tls_contexts(args, server=sink is not None)
     return MoveSettings(
-        peer=Peer(
-            str(args.peer),
-            int(args.port),
-            str(args.call),
-            ssl_context=client_context(tls) if tls else None,
-        ),
+        peer=Peer(str(args.peer), int(args.port), str(args.call), ssl_context=client_tls),
         identifiers=identifiers(args, model),
         ae_title=str(args.aetitle),
         destination=move_destination(args),
@@ -238,7 +194,7 @@ def _settings(args: ParsedArgs) -> MoveSettings:
         cancel_after=args.cancel,
         linger=float(args.linger),
         pending_read=args.pending == "read",
-        storage_ssl_context=server_context(tls) if tls and sink else None,
+        storage_ssl_context=server_tls,
         acceptor_options=sec["acceptor"],
         handler_options=sec["handler"],
         only_moved=only_moved(args),
@@ -370,9 +326,8 @@ def store_scp_main(argv: Sequence[str]) -> int:
         code = check_output_directory("store-scp", sink.directory)
         if code is not None:
             return code
-    tls = tls_settings(args)
     try:
-        ssl_context = server_context(tls) if tls else None
+        _, ssl_context = tls_contexts(args, client=False, server=True)
     except TlsError as exc:
         return report_error("store-scp", str(exc), EXIT_CANNOT_CREATE_TLS_LAYER)
     config = storage_config(

@@ -25,7 +25,6 @@ interrupted (the moves are cancelled with C-CANCEL, complete files kept).
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import ssl
@@ -48,7 +47,6 @@ from aiomove.cli_move import (
     EXIT_CMOVE_WARNING,
     EXIT_OK,
     EXIT_SYNTAX,
-    PREFER,
     check_output_directory,
     exit_code_for_move,
     report_error,
@@ -56,24 +54,24 @@ from aiomove.cli_move import (
 )
 from aiomove.errors import AiomoveError, ListenError, NoAcceptedContext, StatusError
 from aiomove.find import find_all
+from aiomove.keys import read_keys
 from aiomove.layout import DEFAULT_LAYOUT, Layout, LayoutError, LayoutSink, staging_area
 from aiomove.log import LEVELS, configure, get_logger
 from aiomove.options import OptionError, ParsedArgs
 from aiomove.options_retrieve import RETRIEVE
 from aiomove.options_security import only_moved, security_settings
-from aiomove.options_specs import effective_log_level, tls_settings
+from aiomove.options_specs import effective_log_level, tls_contexts
 from aiomove.proto import uids
-from aiomove.query import Model, QueryError, build_identifier, friendly_identifier
+from aiomove.query import Model, QueryError, build_identifier
 from aiomove.retrieve import RetrieveResult, RetrieveSession, open_session
 from aiomove.runner import run_async
 from aiomove.storage import StoreRequest, StoreResult
-from aiomove.tls import TlsError, ask_password_once, client_context, server_context
-from aiomove.transfer import Prefer
+from aiomove.tls import TlsError
+from aiomove.transfer import PREFER, Prefer
 
 log = get_logger("aiomove.retrieve")
 
 EXIT_INTERRUPTED = 130
-KEY_TYPES = {"study": "StudyInstanceUID", "accession": "AccessionNumber", "patient": "PatientID"}
 #: SOP Instance UIDs per IMAGE-level C-MOVE request (bounded identifier size).
 UIDS_PER_MOVE = 500
 
@@ -106,50 +104,6 @@ class Settings:
     only_moved: bool = False
 
 
-def read_keys(path: Path, key_type: str | None) -> tuple[str, list[str]]:
-    """(keyword, keys) from a CSV file with a header naming the key column, or a plain list.
-
-    Blank lines and lines starting with '#' are skipped; duplicates keep their first place.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QueryError(f"cannot read {path}: {exc}") from None
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    if not lines:
-        raise QueryError(f"{path}: no keys")
-    delimiter = max(",;\t", key=lines[0].count)
-    rows = list(csv.reader(lines, delimiter=delimiter))
-    header = [cell.strip().replace(" ", "").lower() for cell in rows[0]]
-    columns = [k for k in KEY_TYPES.values() if k.lower() in header]
-    if columns:
-        keyword = KEY_TYPES[key_type] if key_type else columns[0]
-        if keyword not in columns:
-            raise QueryError(f"{path}: no {keyword} column in the header")
-        index = header.index(keyword.lower())
-        values = [row[index].strip() for row in rows[1:] if len(row) > index]
-    else:
-        keyword = KEY_TYPES[key_type or "study"]
-        values = [line.strip() for line in lines]
-    keys = list(dict.fromkeys(v for v in values if v))
-    for number, key in enumerate(keys, 1):
-        _check_key(keyword, key, f"{path}: key {number}")
-    return keyword, keys
-
-
-def _check_key(keyword: str, key: str, where: str) -> None:
-    if keyword == "StudyInstanceUID":
-        if not uids.is_valid_uid(key):
-            raise QueryError(f"{where}: {key!r} is not a valid Study Instance UID")
-        return
-    if "*" in key or "?" in key:  # PS3.4 C.2.2.2.4: wildcards; a list names exact keys
-        raise QueryError(f"{where}: {key!r} has a wildcard; use -k for a C-FIND query")
-    if keyword == "AccessionNumber":
-        friendly_identifier(accession=key)
-    else:
-        friendly_identifier(patient_id=key)
-
-
 def study_query(keys: Sequence[str]) -> Dataset:
     """The STUDY-level C-FIND identifier of `-k` keys, with the return keys we need."""
     ds = build_identifier(None, list(keys))
@@ -172,15 +126,9 @@ def settings_from(args: ParsedArgs) -> Settings:
         keys = tuple(listed)
     else:
         query = study_query(args.keys)
-    tls = tls_settings(args)
-    tls = ask_password_once(tls) if tls else None
+    client_tls, server_tls = tls_contexts(args, server=True)
     return Settings(
-        peer=Peer(
-            str(args.peer),
-            int(args.port),
-            str(args.call),
-            ssl_context=client_context(tls) if tls else None,
-        ),
+        peer=Peer(str(args.peer), int(args.port), str(args.call), ssl_context=client_tls),
         port=int(args.retrieve_port),
         output=Path(args.output_directory).absolute(),
         layout=layout,
@@ -195,7 +143,7 @@ def settings_from(args: ParsedArgs) -> Settings:
         key=key,
         keys=keys,
         query=query,
-        ssl_context=server_context(tls) if tls else None,
+        ssl_context=server_tls,
         security=security_settings(args, daemon="movescu"),
         only_moved=only_moved(args),
     )

@@ -7,8 +7,9 @@ we also wait for instances a source reported as completed but has not delivered 
 answers Success before its C-STOREs arrive), and are then aborted.
 
 Attribution of an incoming C-STORE to a request: by Move Originator Message ID (0000,1031) and
-AE title (0000,1030) when the source sends them; otherwise to the request in progress (requests
-run one after the other on the association, so there is exactly one).
+AE title (0000,1030) when the source sends them (`aiomove.attribution`'s rule, shared with
+`RetrieveSession`); otherwise to the request in progress (requests run one after the other on
+the association, so there is exactly one).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import anyio
 from pydicom import Dataset
 
 from aiomove.association import Association, Peer, Timeouts, connect
+from aiomove.attribution import owners
 from aiomove.errors import AssociationAborted, ListenError
 from aiomove.log import get_logger
 from aiomove.move import MoveResponse
@@ -188,19 +190,16 @@ class _Collector:
         return self._report_for(request) is not None
 
     def _report_for(self, request: StoreRequest) -> RequestReport | None:
-        """By Move Originator (AE title, Message ID) when given; else the request running.
-
-        A store naming another originator, or a message ID we never sent, is not ours. Some
-        sources (pynetdicom's Q/R SCP) name themselves as the originator: accepted too.
-        """
-        originator = request.move_originator_ae_title
-        message_id = request.move_originator_message_id
-        ours = (None, "", self.settings.ae_title, self.settings.peer.ae_title)
-        if originator not in ours:
-            return None
-        if message_id is not None:
-            return self.by_message_id.get(message_id)
-        return self.current
+        """By Move Originator (`aiomove.attribution`'s rule); naming no message ID: the
+        request running."""
+        found = owners(
+            request,
+            self.settings.ae_title,
+            self.by_message_id,
+            [] if self.current is None else [self.current],
+            lambda _: self.settings.peer.ae_title,
+        )
+        return found[0] if found else None
 
 
 async def _run_request(

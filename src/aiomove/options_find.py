@@ -1,4 +1,5 @@
-"""The option table of `aiomove find` (DCMTK findscu), built from options_specs' helpers."""
+"""The option tables of `aiomove find` (DCMTK findscu) and `aiomove echo` (echoscu), built from
+options_specs' helpers. Both are requestors with findscu's TLS options (`+tla` included)."""
 
 from __future__ import annotations
 
@@ -206,4 +207,59 @@ FINDSCU = CommandSpec(
     },
     checks=(check_findscu, check_tls_anonymous),
     long_column=20,  # the longest long option, so that every section aligns
+)
+
+
+# --- aiomove echo ----------------------------------------------------------------------------
+
+_ECHOSCU_NETWORK = """
+# network options
+[application entity titles] *
+-aet  --aetitle         @str  [a]etitle: string|set my calling AE title (default: ECHOSCU)
+-aec  --call            @str  [a]etitle: string|set called AE title of peer (default: ANY-SCP)
+[association negotiation debugging] *
+-pts  --propose-ts      @propose-ts  [n]umber: integer (1..3)|propose n transfer syntaxes
+-ppc  --propose-pc      @propose-pc  [n]umber: integer (1..128)|propose n presentation contexts
+[other network options] *
+-to   --timeout         @seconds  [s]econds: integer (default: unlimited)
+  |timeout for connection requests
+-ts   --socket-timeout  @socket-seconds  [s]econds: integer (default: 60)
+  |timeout for network socket (0 for none)
+-ta   --acse-timeout    @seconds  [s]econds: integer (default: 30)|timeout for ACSE messages
+-td   --dimse-timeout   @seconds  [s]econds: integer (default: unlimited)
+  |timeout for DIMSE messages
+-pdu  --max-pdu         @pdu  [n]umber of bytes: integer (4096..131072)
+  |set max receive pdu to n bytes (default: 16384)
+.     --repeat          @repeat  [n]umber: integer|repeat n times
+.     --abort           True     abort association instead of releasing it
+"""
+
+ECHOSCU = CommandSpec(
+    name="aiomove echo",
+    description="DICOM verification (C-ECHO) SCU",
+    params=(
+        ParamSpec("peer", "hostname of DICOM peer"),
+        ParamSpec("port", "tcp/ip port number of peer", Int(1, 65535)),
+    ),
+    options=(
+        *_general(),
+        *_table(_ECHOSCU_NETWORK),
+        *_findscu_tls(),
+        *_table("# aiomove extensions\n[] *\n.  --log-json  True  log as JSON lines"),
+    ),
+    defaults={
+        "aetitle": "ECHOSCU",
+        "call": "ANY-SCP",
+        "propose_ts": 1,
+        "propose_pc": 1,
+        "timeout": None,
+        "socket_timeout": 60.0,
+        "acse_timeout": 30.0,
+        "dimse_timeout": None,
+        "max_pdu": 16384,
+        "repeat": 1,
+        **_TLS_DEFAULT_VALUES,
+    },
+    checks=(check_logging, check_tls_anonymous),
+    long_column=19,  # echoscu's: its longest long option
 )

@@ -7,9 +7,9 @@ DCMTK's messages, evaluated on the effective (rightmost) settings.
 
 The tables are written the way `--help` prints them (see `_table`), so that they can be read
 side by side with DCMTK's help. Choices made here:
-- TLS options (the newer manual's, also on `aiomove store-scp`) become `TlsSettings`
-  (`tls_settings()`); what Python's ssl cannot do is refused by `aiomove.tls` when the context
-  is built (exit 70).
+- TLS options (the newer manual's, also on `aiomove store-scp`, `find` and `echo`) become
+  `TlsSettings` (`tls_settings()`) and contexts (`tls_contexts()`); what Python's ssl
+  cannot do is refused by `aiomove.tls` when the context is built (exit 70).
 - `+ac` enforces hosts_access(5) rules (`aiomove.accesscontrol`); it and the other access
   control and limit options of the embedded Storage SCP are `aiomove.options_security`'s.
 - `-aem` defaults to None: movescu then uses its own calling AE title (`move_destination()`).
@@ -22,6 +22,7 @@ side by side with DCMTK's help. Choices made here:
 from __future__ import annotations
 
 import os
+import ssl
 from dataclasses import replace
 from typing import Any
 
@@ -37,7 +38,7 @@ from aiomove.options import (
     ValueType,
 )
 from aiomove.options_security import SECURITY_DEFAULTS, security_options
-from aiomove.tls import TlsSettings
+from aiomove.tls import TlsSettings, ask_password_once, client_context, server_context
 
 LOG_LEVELS = ("fatal", "error", "warn", "info", "debug", "trace")
 
@@ -52,6 +53,8 @@ _TYPES: dict[str, tuple[ValueType, ...]] = {
     "port": (Int(1, 65535, unsigned=True),),
     "pdu": (Int(4096, 131072, unsigned=True),),
     "repeat": (Int(min=1, unsigned=True),),
+    "propose-ts": (Int(1, 3, unsigned=True),),  # echoscu: 1..38; aiomove has the uncompressed 3
+    "propose-pc": (Int(1, 128, unsigned=True),),
     "cancel": (Int(min=0),),
     "padding": (Int(min=0, unsigned=True), Int(min=0, unsigned=True)),
     "level": (Int(0, 9, unsigned=True),),
@@ -310,6 +313,22 @@ def tls_settings(args: ParsedArgs) -> TlsSettings | None:
         write_seed=bool(args.tls_write_seed),
         write_seed_file=args.tls_write_seed_file,
         peer_certificate=args.tls_peer_cert,
+    )
+
+
+def tls_contexts(
+    args: ParsedArgs, *, client: bool = True, server: bool = False
+) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """(requestor, acceptor) contexts of a parsed command line, those asked for; (None, None)
+    for plain TCP. The `+ps` prompt is answered once for both. TlsError when one cannot be
+    built (each command maps that to its own exit code)."""
+    settings = tls_settings(args)
+    if settings is None:
+        return None, None
+    settings = ask_password_once(settings)
+    return (
+        client_context(settings) if client else None,
+        server_context(settings) if server else None,
     )
 
 

@@ -4,8 +4,9 @@ A session owns one listener (one port) and runs any number of C-MOVE retrieves a
 or many peers, never more than `per_peer_limit` associations to the same peer at a time (PACS
 administrators cap this). Every incoming C-STORE is attributed to the C-MOVE that caused it:
 
-1. by Move Originator AE Title and Message ID (0000,1030/1031): the session numbers the
-   C-MOVE requests of all its associations from one counter, so the pair names one retrieve;
+1. by Move Originator AE Title and Message ID (0000,1030/1031), `aiomove.attribution`'s rule:
+   the session numbers the C-MOVE requests of all its associations from one counter, so the
+   Message ID names one retrieve; a Message ID naming none makes the C-STORE not ours;
 2. fallback for sources that omit them: the only retrieve running for that peer's AE title
    (the calling AE of the storage association), else the retrieve whose query matches the
    stored object's Patient ID / Study / Series / SOP Instance UIDs (read back from the file);
@@ -33,6 +34,7 @@ import pydicom
 from pydicom import Dataset
 
 from aiomove.association import Peer, Timeouts, connect
+from aiomove.attribution import owners
 from aiomove.log import get_logger
 from aiomove.move import MoveResponse
 from aiomove.movescu import DEFAULT_PROPOSED, Received
@@ -158,7 +160,11 @@ class RetrieveSession:
             None if result.path is None else str(result.path),
             result.size,
         )
-        target = self._by_originator(request) or await self._by_content(request, result)
+        candidates = self._owners(request)
+        if request.move_originator_message_id is not None:
+            target = candidates[0] if candidates else None
+        else:
+            target = await self._by_content(request, result, candidates)
         if target is None:
             self.unattributed.append(item)
             log.warning("c_store.unattributed", uid=request.sop_instance_uid)
@@ -175,32 +181,25 @@ class RetrieveSession:
         self.registry.notify()
 
     def accepts(self, request: StoreRequest) -> bool:
-        """Whether a C-STORE may belong to an outstanding retrieve (`only_moved`): its Move
-        Originator names one, or it names none while some retrieve is running (sources that
-        omit the fields; `_by_content` attributes those after the write)."""
-        if self._by_originator(request) is not None:
-            return True
-        return request.move_originator_message_id is None and bool(self._outstanding)
+        """Whether a C-STORE may belong to an outstanding retrieve (`only_moved`) by
+        `aiomove.attribution`'s rule: it names one, or names no message ID while some retrieve
+        is outstanding (sources that omit the fields; `_by_content` attributes those after
+        the write)."""
+        return bool(self._owners(request))
 
-    def _by_originator(self, request: StoreRequest) -> RetrieveResult | None:
-        message_id = request.move_originator_message_id
-        if message_id is None or message_id not in self._outstanding:
-            return None
-        result = self._outstanding[message_id]
-        originator = request.move_originator_ae_title
-        # Some sources name themselves as the originator (pynetdicom): accept our title or theirs.
-        if originator not in (None, "", self.ae_title, result.peer.ae_title):
-            return None
-        return result
+    def _owners(self, request: StoreRequest) -> list[RetrieveResult]:
+        outstanding = self._outstanding
+        return owners(
+            request, self.ae_title, outstanding, outstanding.values(), lambda r: r.peer.ae_title
+        )
 
     async def _by_content(
-        self, request: StoreRequest, stored: StoreResult
+        self, request: StoreRequest, stored: StoreResult, candidates: list[RetrieveResult]
     ) -> RetrieveResult | None:
-        """The documented fallback for sources that omit the Move Originator fields."""
-        from_peer = [
-            r for r in self._outstanding.values() if r.peer.ae_title == request.calling_ae_title
-        ]
-        candidates = from_peer or list(self._outstanding.values())
+        """The documented fallback for sources that omit the Move Originator fields: of the
+        `candidates`, the one the calling AE title names, else the one the content matches."""
+        from_peer = [r for r in candidates if r.peer.ae_title == request.calling_ae_title]
+        candidates = from_peer or candidates
         if len(candidates) == 1:
             return candidates[0]
         if not candidates or stored.path is None:

@@ -209,3 +209,40 @@ def proposed_transfer_syntaxes(p: Propose) -> tuple[str, ...]:
     if p is Propose.DEFLATED:
         return (uids.DEFLATED_EXPLICIT_VR_LE, *_LE_BE_IMPLICIT)
     return (uids.IMPLICIT_VR_LE,)
+
+
+#: The option tables' names of the preferences (the long option's suffix: `--prefer-jpeg8`
+#: is "jpeg8"; options_specs) -> `Prefer`. Also the daemon configuration's names.
+PREFER: Final = {
+    "uncompressed": Prefer.UNCOMPRESSED,
+    "little": Prefer.LITTLE,
+    "big": Prefer.BIG,
+    "lossless": Prefer.LOSSLESS,
+    "jpeg8": Prefer.JPEG8,
+    "jpeg12": Prefer.JPEG12,
+    "j2k-lossless": Prefer.J2K_LOSSLESS,
+    "j2k-lossy": Prefer.J2K_LOSSY,
+    "jls-lossless": Prefer.JLS_LOSSLESS,
+    "jls-lossy": Prefer.JLS_LOSSY,
+    "mpeg2": Prefer.MPEG2,
+    "mpeg2-high": Prefer.MPEG2_HIGH,
+    "mpeg4": Prefer.MPEG4,
+    "mpeg4-bd": Prefer.MPEG4_BD,
+    "mpeg4-2-2d": Prefer.MPEG4_2_2D,
+    "mpeg4-2-3d": Prefer.MPEG4_2_3D,
+    "mpeg4-2-st": Prefer.MPEG4_2_STEREO,
+    "hevc": Prefer.HEVC,
+    "hevc10": Prefer.HEVC10,
+    "rle": Prefer.RLE,
+    "deflated": Prefer.DEFLATED,
+    "implicit": Prefer.IMPLICIT,
+    "accept-all": Prefer.ACCEPT_ALL,
+}
+#: The same for the proposals (`--propose-little` is "little") -> `Propose`.
+PROPOSE: Final = {
+    "uncompressed": Propose.UNCOMPRESSED,
+    "little": Propose.LITTLE,
+    "big": Propose.BIG,
+    "deflated": Propose.DEFLATED,
+    "implicit": Propose.IMPLICIT,
+}

@@ -58,8 +58,8 @@ def test_arguments_are_printed() -> None:
     with pynetdicom_scp() as port:
         result = run_cli("echo", "--arguments", "-aet", "ME", "127.0.0.1", str(port))
     assert result.returncode == 0, result.stderr
-    assert "-aet" in result.stdout
-    assert "ME" in result.stdout
+    assert "-aet" in result.stderr  # on stderr, as echoscu's (and `aiomove move`'s)
+    assert "ME" in result.stderr
 
 
 def test_rejected_association_exits_61() -> None:
@@ -88,3 +88,24 @@ def test_rejected_association_exits_61() -> None:
     assert result.returncode == 61
     assert "rejected" in result.stderr
     assert ok.returncode == 0, ok.stderr
+
+
+def test_help_lists_the_shared_tls_options() -> None:
+    """echo uses the TLS option table of move/find: profiles and seeds included."""
+    result = run_cli("echo", "-h")
+    assert result.returncode == 0
+    for option in ("+tls", "+tla", "+pg", "+pm", "+rs", "+ws", "-rc", "-ic", "--log-json"):
+        assert option in result.stdout
+
+
+def test_tls_dependences_exit_1() -> None:
+    profile = run_cli("echo", "+pm", "127.0.0.1", "104")
+    assert profile.returncode == 1
+    assert "--profile-8996-mod only allowed with --enable-tls or --anonymous-tls" in profile.stderr
+    seed = run_cli("echo", "+tla", "--write-seed", "127.0.0.1", "104")
+    assert seed.returncode == 1
+    assert "--write-seed only allowed with --seed" in seed.stderr
+
+
+def test_propose_ts_out_of_range_exits_1() -> None:
+    assert run_cli("echo", "-pts", "4", "127.0.0.1", "104").returncode == 1

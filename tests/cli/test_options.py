@@ -32,14 +32,16 @@ from aiomove.options import (
     parse,
     split_command_file,
 )
+from aiomove.options_find import ECHOSCU
 from aiomove.options_specs import (
     MOVESCU,
     STORESCP,
     effective_log_level,
     move_destination,
+    tls_contexts,
     tls_settings,
 )
-from aiomove.tls import TlsSettings
+from aiomove.tls import TlsError, TlsSettings
 
 PEER = ["pacs.example", "104"]
 KEY = ["-k", "PatientID=1"]  # movescu needs a query file or a key
@@ -636,3 +638,15 @@ def test_tls_options_become_settings() -> None:
 def test_listing_options_are_exclusive(spec: CommandSpec, option: str) -> None:
     parsed = parse(spec, [option])  # no parameters needed, as with --help
     assert parsed[spec.lookup[option].dest] is True
+
+
+def test_tls_contexts_builds_the_contexts_asked_for() -> None:
+    """`tls_contexts`: none for plain TCP; `+tla` makes a requestor context, and an acceptor
+    (which needs a certificate) cannot be built from it."""
+    assert tls_contexts(parse(ECHOSCU, PEER), server=True) == (None, None)
+    anonymous = parse(ECHOSCU, ["+tla", *PEER])
+    client, server = tls_contexts(anonymous)
+    assert client is not None
+    assert server is None
+    with pytest.raises(TlsError, match="needs a private key and a certificate"):
+        tls_contexts(anonymous, client=False, server=True)

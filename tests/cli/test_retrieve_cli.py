@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomove.cli_retrieve import read_keys
+from aiomove.keys import read_keys
 from aiomove.layout import (
     DEFAULT_LAYOUT,
     STAGING_PREFIX,
