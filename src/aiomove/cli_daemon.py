@@ -26,6 +26,7 @@ import typer
 from aiomove.daemon.config import ConfigError, DaemonConfig, load_config
 from aiomove.daemon.jobs import Job, JobState
 from aiomove.daemon.specs import ACTION_FROM, SpecError, job_json, make_spec
+from aiomove.keys import KEY_TYPES
 from aiomove.log import configure
 from aiomove.query import QueryError
 from aiomove.runner import run_async
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_INPUT = 1
 EXIT_STATE = 2
-KEY_TYPES = ("study", "accession", "patient")
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -153,7 +153,7 @@ def submit_command(
     store: StoreOption = None,
 ) -> None:
     """Submit retrieve jobs (duplicates of active jobs are not created again)."""
-    from aiomove.cli_retrieve import read_keys
+    from aiomove.keys import read_keys
 
     settings = _settings(config, store)
     if (input_file is None) == (not keys):

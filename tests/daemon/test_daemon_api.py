@@ -5,6 +5,7 @@ The app runs in-process (httpx's ASGI transport); the daemon tests scrape it ove
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,32 @@ async def test_openapi_describes_every_route(client: httpx.AsyncClient) -> None:
     job = (await client.post("/jobs", json=study())).json()["job"]
     assert set(job) == set(schemas["Job"]["properties"])
     assert set(job["progress"]) == set(schemas["Progress"]["properties"])
+
+
+async def test_oversized_bodies_are_413_before_being_read(client: httpx.AsyncClient) -> None:
+    from aiomove.daemon.api import MAX_BODY
+
+    padding = " " * MAX_BODY
+    declared = await client.post("/jobs", content=(padding + json.dumps(study())).encode())
+    assert declared.status_code == 413
+    assert "larger than" in declared.json()["error"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        for _ in range(MAX_BODY // 65536 + 2):
+            yield b" " * 65536
+
+    streamed = await client.post("/jobs", content=chunks())
+    assert streamed.status_code == 413
+    # Just below the limit is read and parsed.
+    fits = await client.post("/jobs", content=(json.dumps(study())).ljust(MAX_BODY).encode())
+    assert fits.status_code == 201
+
+
+@pytest.mark.parametrize("job_id", ["0", str(1 << 63), "99999999999999999999999"])
+async def test_job_ids_outside_bigint_are_404(client: httpx.AsyncClient, job_id: str) -> None:
+    for method, path in (("GET", ""), ("GET", "/receipts"), ("POST", "/cancel")):
+        answer = await client.request(method, f"/jobs/{job_id}{path}")
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert answer.json() == {"error": "no such job"}
+    largest = await client.get(f"/jobs/{(1 << 63) - 1}")  # in range, no such job
+    assert largest.status_code == 404

@@ -93,21 +93,141 @@ def test_config_errors_name_the_key(
         load_config(path, environ={})
 
 
-def test_tls_settings_build_a_client_context(tmp_path: Path) -> None:
+def tls_files(tmp_path: Path, password: bytes | None = None) -> trustme.CA:
+    """ca.pem, and me.pem + me.key for "aiomove.test" (the key encrypted with `password`)."""
+    from cryptography.hazmat.primitives import serialization
+
     ca = trustme.CA()
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     cert = ca.issue_cert("aiomove.test")
-    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "me.pem"))
-    tls = {"ca_file": "ca.pem", "cert_file": "me.pem"}
-    path = tmp_path / "tls.toml"
-    path.write_text(
-        '[daemon]\nstore = "s"\noutput = "o"\n[peers.P]\nhost = "h"\nport = 2762\n'
-        'ae_title = "A"\n[peers.P.tls]\n' + "".join(f'{k} = "{v}"\n' for k, v in tls.items())
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "me.pem"))
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.NoEncryption()
+        if password is None
+        else serialization.BestAvailableEncryption(password)
     )
-    peer = load_config(path, environ={}).peer("P").peer()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    (tmp_path / "me.key").write_bytes(pem)
+    return ca
+
+
+def tls_config(tmp_path: Path, peer_tls: str = "", security: str = "") -> Path:
+    path = tmp_path / "tls.toml"
+    text = '[daemon]\nstore = "s"\noutput = "o"\n[peers.P]\nhost = "h"\nport = 2762\n'
+    text += 'ae_title = "A"\n'
+    if peer_tls:
+        text += "[peers.P.tls]\n" + peer_tls
+    if security:
+        text += "[security]\n" + security
+    path.write_text(text)
+    return path
+
+
+def test_tls_settings_build_one_client_context(tmp_path: Path) -> None:
+    tls_files(tmp_path)
+    path = tls_config(tmp_path, 'ca_file = "ca.pem"\ncert_file = "me.pem"\nkey_file = "me.key"\n')
+    config = load_config(path, environ={}).peer("P")
+    peer = config.peer()
     assert isinstance(peer.ssl_context, ssl.SSLContext)
+    assert config.peer().ssl_context is peer.ssl_context  # built once, at load time
     assert peer.ssl_context.verify_mode == ssl.CERT_REQUIRED
-    assert peer.ssl_context.check_hostname
+    assert not peer.ssl_context.check_hostname  # DICOM TLS: the chain, not host names
+    assert peer.ssl_context.minimum_version == ssl.TLSVersion.TLSv1_2  # BCP 195 RFC 8996
+    assert config.tls is not None
+    assert config.tls.ca_files == (str(tmp_path / "ca.pem"),)
+
+
+@pytest.mark.parametrize(
+    ("verify", "mode"),
+    [
+        ('"false"', ssl.CERT_NONE),  # a string: the typed conversion, not bool("false")
+        ("false", ssl.CERT_NONE),
+        ('"ignore"', ssl.CERT_NONE),
+        ("true", ssl.CERT_REQUIRED),
+        ('"require"', ssl.CERT_REQUIRED),
+    ],
+)
+def test_tls_verify_values(tmp_path: Path, verify: str, mode: ssl.VerifyMode) -> None:
+    tls_files(tmp_path)
+    path = tls_config(tmp_path, f'ca_file = "ca.pem"\nverify = {verify}\n')
+    context = load_config(path, environ={}).peer("P").ssl_context
+    assert context is not None
+    assert context.verify_mode == mode
+
+
+def test_encrypted_keys_need_a_password_and_never_prompt(tmp_path: Path) -> None:
+    tls_files(tmp_path, password=b"s3cret")
+    files = 'cert_file = "me.pem"\nkey_file = "me.key"\n'
+    with pytest.raises(ConfigError, match=r"\[peers.P.tls\].*wrong password"):
+        load_config(tls_config(tmp_path, files), environ={})  # no prompt: stdin is not read
+    good = load_config(tls_config(tmp_path, files + 'password = "s3cret"\n'), environ={})
+    assert good.peer("P").ssl_context is not None
+
+
+@pytest.mark.parametrize(
+    ("tls", "message"),
+    [
+        ('verify = "maybe"', "verify"),
+        ('profile = "nonsense"', "profile"),
+        ('ca_file = "missing.pem"', "cannot read certificate file"),
+        ('colour = "red"', "unknown TLS setting"),
+    ],
+)
+def test_tls_errors_are_config_errors(tmp_path: Path, tls: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(tls_config(tmp_path, tls + "\n"), environ={})
+
+
+def test_security_table_maps_onto_the_storage_scp_options(tmp_path: Path) -> None:
+    from aiomove.accesscontrol import AccessPolicy
+
+    tls_files(tmp_path)
+    security = (
+        'accept_aet = ["PACS", "OTHER"]\naccept_network = ["10.0.0.0/8", "[::1]/128"]\n'
+        "max_associations = 3\nidle_timeout = 0\nmin_rate = 10\nmax_instance_size = 2\n"
+        'min_free_space = 5\naccess_control = "yes"\nhosts_allow = "allow"\n'
+        '[security.tls]\ncert_file = "me.pem"\nkey_file = "me.key"\nca_file = "ca.pem"\n'
+        'verify = "verify-if-present"\n'
+    )
+    config = load_config(tls_config(tmp_path, security=security), environ={})
+    acceptor = config.security["acceptor"]
+    assert acceptor["calling_ae_titles"] == frozenset({"PACS", "OTHER"})
+    assert [str(n) for n in acceptor["allowed_networks"]] == ["10.0.0.0/8", "::1/128"]
+    assert (acceptor["max_associations"], acceptor["idle_timeout"]) == (3, None)
+    policy = acceptor["access"]
+    assert isinstance(policy, AccessPolicy)
+    assert (policy.daemon, policy.allow_file) == ("movescu", tmp_path / "allow")
+    assert config.security["sink"] == {"max_instance_size": 2 << 20, "min_free_bytes": 5 << 20}
+    assert config.security["handler"] == {"min_rate": 10}
+    assert config.ssl_context is not None
+    assert config.ssl_context.verify_mode == ssl.CERT_OPTIONAL
+    assert config.only_moved is True  # the default
+    plain = load_config(tls_config(tmp_path), environ={"AIOMOVE_ONLY_MOVED": "false"})
+    assert plain.only_moved is False
+    assert plain.ssl_context is None
+    assert "calling_ae_titles" not in plain.security["acceptor"]
+
+
+@pytest.mark.parametrize(
+    ("security", "message"),
+    [
+        ("colour = 1", "unknown key"),
+        ("max_associations = 0", "out of range"),
+        ("min_rate = -1", "out of range"),
+        ('accept_network = ["not-a-network"]', "accept-network"),
+        ("accept_aet = [1]", "list of strings"),
+        ('accept_aet = ["SEVENTEEN_CHARS_X"]', "1 to 16"),
+        ('access_control = "perhaps"', "not a valid bool"),
+        ('[security.tls]\ncert_file = "me.pem"', "private key and a certificate"),
+    ],
+)
+def test_security_errors_are_config_errors(tmp_path: Path, security: str, message: str) -> None:
+    tls_files(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tls_config(tmp_path, security=security + "\n"), environ={})
 
 
 def at(text: str) -> datetime:
@@ -139,6 +259,10 @@ def test_schedule_windows() -> None:
         (StatusError(0xA701), "transient", "0xA701"),
         (StatusError(0xA702), "transient", "0xA702"),
         (StatusError(0xA801), "permanent", "0xA801"),
+        (StatusError(0xA700), "transient", "0xA700"),
+        (StatusError(0xFE00), "transient", "0xFE00"),
+        (StatusError(0xA900), "permanent", "0xA900"),
+        (StatusError(0x0122), "permanent", "0x0122"),
         (StatusError(0xC000), "permanent", "0xC000"),
         (StatusError(0xC123), "permanent", "0xC123"),
         (ConnectError("refused"), "transient", "ConnectError"),

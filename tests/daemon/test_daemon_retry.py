@@ -51,8 +51,10 @@ def test_transient_rejection_is_retried_and_0xa801_fails_permanently(tmp_path: P
             list(busy_study.files),
             {AE: storage_port},
             tmp_path / "stats.json",
+            # Two, held by the test: a limit of 1 would also race the daemon's own C-FIND
+            # association (still closing at the peer) against its C-MOVE association.
             "--max-associations",
-            "1",
+            "2",
         ) as busy,
         dcmqrscp(tmp_path / "src", other.files, peers={}) as stranger,
     ):
@@ -89,7 +91,11 @@ def test_transient_rejection_is_retried_and_0xa801_fails_permanently(tmp_path: P
         try:
             with anyio.from_thread.start_blocking_portal() as portal:
                 holder = connect(Peer(HOST, busy.port, busy.ae_title), ae_title="HOLDER")
-                with portal.wrap_async_context_manager(holder):
+                holder2 = connect(Peer(HOST, busy.port, busy.ae_title), ae_title="HOLDER")
+                with (
+                    portal.wrap_async_context_manager(holder),
+                    portal.wrap_async_context_manager(holder2),
+                ):
                     daemon.start()
                     jobs = [
                         {"peer": "BUSY", "keys": {"StudyInstanceUID": busy_study.study_uid}},

@@ -39,6 +39,10 @@ log = get_logger("aiomove.daemon.api")
 MAX_LIST = 1000
 
 MAX_BATCH = 10000
+#: The largest request body read (bytes): a full batch of small jobs fits.
+MAX_BODY = 1 << 20
+#: Job ids are positive BIGINTs (PostgreSQL's range).
+MAX_JOB_ID = (1 << 63) - 1
 
 
 class DaemonHooks(Protocol):
@@ -52,6 +56,14 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class _BadRequest(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _NoSuchJob(Exception):
     pass
 
 
@@ -85,7 +97,7 @@ def create_app(
 
     async def body_of(request: Request) -> Any:
         try:
-            return json.loads(await request.body())
+            return json.loads(await _limited_body(request))
         except ValueError:
             raise _BadRequest("the body is not JSON") from None
 
@@ -195,6 +207,12 @@ def create_app(
     async def bad_request(request: Request, exc: Exception) -> Response:
         return _error(400, str(exc))
 
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return _error(413, f"the body is larger than {MAX_BODY} bytes")
+
+    async def no_such_job(request: Request, exc: Exception) -> Response:
+        return _error(404, "no such job")
+
     routes = [
         Route("/jobs", submit, methods=["POST"]),
         Route("/jobs", list_jobs, methods=["GET"]),
@@ -208,8 +226,32 @@ def create_app(
         Route("/metrics", scrape, methods=["GET"]),
         Route("/openapi.json", describe, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={_BadRequest: bad_request})
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            _BadRequest: bad_request,
+            _TooLarge: too_large,
+            _NoSuchJob: no_such_job,
+        },
+    )
 
 
 def _job_id(request: Request) -> int:
-    return int(request.path_params["job_id"])
+    """The path's job id; one outside 1..2^63-1 names no job (and would overflow BIGINT)."""
+    job_id = int(request.path_params["job_id"])
+    if not 1 <= job_id <= MAX_JOB_ID:
+        raise _NoSuchJob
+    return job_id
+
+
+async def _limited_body(request: Request) -> bytes:
+    """The body, read in chunks and refused (413) beyond MAX_BODY before it is all in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise _TooLarge
+    return bytes(body)

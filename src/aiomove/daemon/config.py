@@ -11,6 +11,29 @@
     ae_title = "PACS"
     max_associations = 2
     schedule = ["mon-fri 19:00-07:00", "sat-sun"]
+    [peers.MAIN.tls]                      # DICOM TLS towards this peer (PS3.15 Annex B)
+    ca_file = "ca.pem"                    # also ca_files = [...], ca_dir, crl_file
+    cert_file = "me.pem"                  # our certificate and key (optional for a client)
+    key_file = "me.key"
+    password = "..."                      # for an encrypted key (never prompted)
+    profile = "8996"                      # aiomove.tls.PROFILES
+    verify = "require"                    # "verify-if-present" | "ignore" | true | false
+    [security]                            # the Storage SCP (`aiomove move`'s security options)
+    accept_aet = ["PACS"]                 # calling AE titles accepted (default: any)
+    accept_network = ["10.0.0.0/8"]
+    max_associations = 16
+    idle_timeout = 60.0
+    min_rate = 1024                       # bytes/s
+    max_instance_size = 4096              # MiB, 0: none
+    min_free_space = 1024                 # MiB
+    access_control = false                # hosts_allow / hosts_deny (daemon name "movescu")
+    [security.tls]                        # the Storage SCP accepts DICOM TLS only
+    cert_file = "scp.pem"
+    key_file = "scp.key"
+    ca_file = "ca.pem"                    # verify = "require" wants a client certificate
+
+`[daemon] only_moved` (default true) refuses (0x0124) C-STOREs that belong to no C-MOVE of this
+daemon. TLS contexts are built once at load time; a TLS problem is a ConfigError.
 
 Every `[daemon]` key can also come from `AIOMOVE_<KEY>` (e.g. `AIOMOVE_STORE`,
 `AIOMOVE_HTTP_PORT`); flags given to `aiomove daemon` win over both. Relative paths in the file
@@ -33,39 +56,29 @@ from aiomove.association import Peer, Timeouts
 from aiomove.cli_move import PREFER
 from aiomove.daemon.schedule import Schedule, ScheduleError
 from aiomove.layout import DEFAULT_LAYOUT, Layout, LayoutError
+from aiomove.options import OptionError, ParsedArgs
+from aiomove.options_security import security_settings
 from aiomove.proto import uids
+from aiomove.tls import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    PeerCertificate,
+    TlsError,
+    TlsSettings,
+    client_context,
+    server_context,
+)
 from aiomove.transfer import Prefer
 
 ENV_PREFIX = "AIOMOVE_"
 MODELS = {"study": uids.STUDY_ROOT_QR_MOVE, "patient": uids.PATIENT_ROOT_QR_MOVE}
 PREFERENCES: Mapping[str, Prefer] = PREFER  # `aiomove move --prefer`'s names
+#: The daemon name host access rules (hosts.allow) match, as for `aiomove move`.
+HOST_ACCESS_DAEMON = "movescu"
 
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message says which key and why."""
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    """DICOM TLS (PS3.15 Annex B) towards one peer: CA bundle, our certificate, verification."""
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    verify: bool = True
-
-    def context(self) -> ssl.SSLContext:
-        """A client context. (aiomove.tls, once merged, can build this from the same settings.)"""
-        ctx = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH, cafile=None if self.ca_file is None else str(self.ca_file)
-        )
-        if not self.verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.cert_file is not None:
-            key = None if self.key_file is None else str(self.key_file)
-            ctx.load_cert_chain(str(self.cert_file), key)
-        return ctx
 
 
 @dataclass(frozen=True)
@@ -80,14 +93,15 @@ class PeerConfig:
     max_associations: int = 2  # across every worker of every machine
     schedule: Schedule = field(default_factory=Schedule)
     tls: TlsSettings | None = None
+    #: Built once by `load_config` from `tls` (no file reads or prompts per job).
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @property
     def move_model(self) -> str:
         return MODELS[self.model]
 
     def peer(self) -> Peer:
-        ctx = None if self.tls is None else self.tls.context()
-        return Peer(self.host, self.port, self.ae_title, ssl_context=ctx)
+        return Peer(self.host, self.port, self.ae_title, ssl_context=self.ssl_context)
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,7 @@ class DaemonConfig:
     lease: float = 30.0  # job and slot lease (seconds); renewed every lease/3
     poll_interval: float = 2.0  # how often idle workers look for claimable jobs
     grace: float = 30.0  # SIGTERM: how long running jobs may finish before C-CANCEL
+    store_timeout: float = 30.0  # the longest a job-store write may hold up a stop or drain
     max_attempts: int = 5
     linger: float = 5.0
     prefer: str = "uncompressed"
@@ -130,8 +145,16 @@ class DaemonConfig:
     dimse_timeout: float = 0.0  # 0 = none
     log_level: str = "info"
     log_json: bool = True
+    #: Refuse (0x0124) C-STOREs that belong to no outstanding C-MOVE of this daemon.
+    only_moved: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     peers: Mapping[str, PeerConfig] = field(default_factory=dict)
+    #: `[security]`: `options_security.security_settings()`'s keyword arguments
+    #: ("acceptor", "sink", "handler") for the Storage SCP.
+    security: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    #: `[security.tls]`: DICOM TLS on the Storage SCP; the context is built once.
+    tls: TlsSettings | None = None
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @property
     def owner(self) -> str:
@@ -160,7 +183,8 @@ class DaemonConfig:
 
 
 #: `[daemon]` keys that can be set (file, environment, flags), with their types.
-_SCALARS = {f.name: f.type for f in fields(DaemonConfig) if f.name not in ("retry", "peers")}
+_TABLES = ("retry", "peers", "security", "tls", "ssl_context")
+_SCALARS = {f.name: f.type for f in fields(DaemonConfig) if f.name not in _TABLES}
 
 
 def _convert(key: str, kind: Any, value: Any, where: str) -> Any:
@@ -188,18 +212,117 @@ def _convert(key: str, kind: Any, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: {key} = {value!r} is not a valid {kind}")
 
 
-def _tls(table: Mapping[str, Any], base: Path, where: str) -> TlsSettings:
-    known = {"ca_file", "cert_file", "key_file", "verify"}
-    unknown = set(table) - known
+#: `verify` values: DCMTK's -rc / -vc / -ic (a bool means require / ignore).
+_VERIFY: Mapping[str, PeerCertificate] = {
+    "require": "require",
+    "verify-if-present": "verify",
+    "ignore": "ignore",
+}
+_TLS_KEYS = frozenset(
+    {"cert_file", "key_file", "ca_file", "ca_files", "ca_dir", "crl_file", "password"}
+    | {"profile", "verify"}
+)
+
+
+def _tls(table: Any, base: Path, where: str) -> TlsSettings:
+    """TlsSettings from a `tls` table. No password means the empty one: the daemon never
+    prompts on a terminal (an encrypted key without `password` is a ConfigError)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = set(table) - _TLS_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown TLS setting(s) {sorted(unknown)}")
 
-    def path(key: str) -> Path | None:
-        return None if key not in table else base / str(table[key])
+    def path(key: str) -> str | None:
+        return None if key not in table else str(base / str(table[key]))
 
+    def paths(*keys: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for key in keys:
+            value = table.get(key, [])
+            for item in [value] if isinstance(value, str) else list(value):
+                out.append(str(base / str(item)))
+        return tuple(out)
+
+    verify = table.get("verify", "require")
+    if isinstance(verify, str) and verify.strip().lower() in _VERIFY:
+        check = _VERIFY[verify.strip().lower()]
+    else:
+        check = "require" if _convert("verify", "bool", verify, where) else "ignore"
+    profile = str(table.get("profile", DEFAULT_PROFILE))
+    if profile not in PROFILES:
+        raise ConfigError(f"{where}: profile must be one of {sorted(PROFILES)}")
     return TlsSettings(
-        path("ca_file"), path("cert_file"), path("key_file"), bool(table.get("verify", True))
+        key_file=path("key_file"),
+        cert_file=path("cert_file"),
+        password=str(table.get("password", "")),
+        ca_files=paths("ca_file", "ca_files"),
+        ca_dirs=paths("ca_dir"),
+        crl_files=paths("crl_file"),
+        profile=profile,
+        peer_certificate=check,
     )
+
+
+def _context(settings: TlsSettings, where: str, *, server: bool) -> ssl.SSLContext:
+    try:
+        return server_context(settings) if server else client_context(settings)
+    except TlsError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+#: `[security]` keys and their types (`options_security` dests; sizes in MiB).
+_SECURITY: Mapping[str, str] = {
+    "access_control": "bool",
+    "disable_host_lookup": "bool",
+    "hosts_allow": "Path",
+    "hosts_deny": "Path",
+    "max_associations": "int",
+    "idle_timeout": "float",
+    "min_rate": "int",
+    "max_instance_size": "int",
+    "min_free_space": "int",
+}
+_SECURITY_LISTS = ("accept_aet", "accept_network")
+
+
+def _security(
+    table: Any, base: Path
+) -> tuple[dict[str, dict[str, Any]], TlsSettings | None, ssl.SSLContext | None]:
+    """`[security]` as `security_settings()` keyword arguments, and `[security.tls]`."""
+    where = "[security]"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = set(table) - set(_SECURITY) - set(_SECURITY_LISTS) - {"tls"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for key, kind in _SECURITY.items():
+        if key in table:
+            value = _convert(key, kind, table[key], where)
+            if kind == "Path":
+                value = str(base / value)
+            elif kind in ("int", "float") and value < (1 if key == "max_associations" else 0):
+                raise ConfigError(f"{where}: {key} = {value!r} is out of range")
+            values[key] = value
+    for key in _SECURITY_LISTS:
+        if key in table:
+            items = table[key]
+            items = [items] if isinstance(items, str) else items
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ConfigError(f"{where}: {key} must be a list of strings")
+            values[key] = items
+    for title in values.get("accept_aet", []):
+        if not 1 <= len(title.strip()) <= 16:
+            raise ConfigError(f"{where}: accept_aet {title!r}: 1 to 16 characters (PS3.5 AE)")
+    try:
+        settings = security_settings(ParsedArgs(values), daemon=HOST_ACCESS_DAEMON)
+    except OptionError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if "tls" not in table:
+        return settings, None, None
+    tls = _tls(table["tls"], base, "[security.tls]")
+    return settings, tls, _context(tls, "[security.tls]", server=True)
 
 
 def _peer(name: str, table: Mapping[str, Any], base: Path) -> PeerConfig:
@@ -224,7 +347,7 @@ def _peer(name: str, table: Mapping[str, Any], base: Path) -> PeerConfig:
         parsed = Schedule.parse(windows, str(table.get("timezone", "UTC")))
     except ScheduleError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    tls = table.get("tls")
+    tls = None if "tls" not in table else _tls(table["tls"], base, f"[peers.{name}.tls]")
     return PeerConfig(
         name=name,
         host=str(table["host"]),
@@ -233,7 +356,8 @@ def _peer(name: str, table: Mapping[str, Any], base: Path) -> PeerConfig:
         model=model,
         max_associations=limit,
         schedule=parsed,
-        tls=None if tls is None else _tls(tls, base, f"{where}.tls"),
+        tls=tls,
+        ssl_context=None if tls is None else _context(tls, f"[peers.{name}.tls]", server=False),
     )
 
 
@@ -265,7 +389,7 @@ def load_config(
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from None
         base = Path(path).absolute().parent
-    unknown_tables = set(data) - {"daemon", "retry", "peers"}
+    unknown_tables = set(data) - {"daemon", "retry", "peers", "security"}
     if unknown_tables:
         raise ConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}")
     values: dict[str, Any] = {}
@@ -289,7 +413,15 @@ def load_config(
     if "output" in values:
         values["output"] = (base / values["output"]).absolute()
     peers = {name: _peer(name, table, base) for name, table in dict(data.get("peers", {})).items()}
-    config = DaemonConfig(retry=_retry(data.get("retry", {})), peers=peers, **values)
+    security, tls, ssl_context = _security(data.get("security", {}), base)
+    config = DaemonConfig(
+        retry=_retry(data.get("retry", {})),
+        peers=peers,
+        security=security,
+        tls=tls,
+        ssl_context=ssl_context,
+        **values,
+    )
     return _checked(config)
 
 
@@ -298,6 +430,8 @@ def _checked(config: DaemonConfig) -> DaemonConfig:
         raise ConfigError("workers must be at least 1")
     if config.lease <= 0 or config.poll_interval <= 0 or config.grace < 0:
         raise ConfigError("lease and poll_interval must be positive, grace not negative")
+    if config.store_timeout <= 0:
+        raise ConfigError("store_timeout must be positive")
     if config.prefer not in PREFERENCES:
         raise ConfigError(f"prefer must be one of {sorted(PREFERENCES)}")
     if not 1 <= len(config.ae_title.strip()) <= 16:

@@ -142,6 +142,7 @@ def openapi() -> dict[str, Any]:
                     "201": _json(_ref("Submitted"), "created (a batch: {jobs: [Submitted]})"),
                     "200": _json(_ref("Submitted"), "every job already existed"),
                     "400": _ERROR,
+                    "413": _ERROR,
                 },
             },
             "get": {

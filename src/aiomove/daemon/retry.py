@@ -2,9 +2,9 @@
 
 Transient (the job goes back to the queue with exponential backoff, `RetryPolicy`):
 - A-ASSOCIATE-RJ with result "rejected-transient" (PS3.8 Table 9-21, e.g. the PACS is busy);
-- C-MOVE 0xA701 / 0xA702 "out of resources" (PS3.4 C.4.2.1.5), 0xFE00 cancelled by the peer,
-  0xB000 "sub-operations failed" and an incomplete retrieve (only the missing instances are
-  requested again);
+- C-MOVE 0xA7xx "out of resources" (PS3.4 C.4.2.1.5), 0xFE00 cancelled by the peer, and an
+  incomplete retrieve, e.g. after 0xB000 "sub-operations failed" (only the missing instances
+  are requested again);
 - timeouts, connection errors, aborted associations, a peer breaking the protocol, OSError,
   errors of the job store's database (it may be restarting).
 
@@ -29,10 +29,9 @@ from aiomove.errors import (
     StatusError,
     TransportError,
 )
+from aiomove.proto.pdu import RejectResult
+from aiomove.proto.status import StatusCategory, category
 
-#: AssociationRejected.result (PS3.8 Table 9-21).
-REJECTED_PERMANENT = 1
-REJECTED_TRANSIENT = 2
 #: The job store's database layers: their errors (a restarting database) pass.
 _STORE_MODULES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
 
@@ -55,9 +54,20 @@ class Failure:
         return self.kind is Kind.TRANSIENT
 
 
+#: Failure statuses worth another attempt: 0xA7xx "refused: out of resources" (PS3.4
+#: C.4.2.1.5: 0xA701 / 0xA702 are its C-MOVE members; 0xA700 a general one).
+_TRANSIENT_FAILURES = range(0xA700, 0xA800)
+
+
 def status_kind(code: int) -> Kind:
-    """The kind of a C-MOVE final status that is not success (PS3.4 C.4.2.1.5, PS3.7 C)."""
-    if code in (0xA701, 0xA702, 0xFE00, 0xB000) or (code & 0xFF00) == 0xA700:
+    """The kind of a C-MOVE final status that is not success (PS3.4 C.4.2.1.5, PS3.7 C):
+    cancel (the peer gave up, e.g. it is shutting down) and out-of-resources failures are
+    transient; every other failure is permanent. A warning (0xB000 "sub-operations failed")
+    is not a failure here: the instance reconciliation decides (incomplete -> transient)."""
+    kind = category(code)
+    if kind is StatusCategory.CANCEL:
+        return Kind.TRANSIENT
+    if kind is StatusCategory.FAILURE and code in _TRANSIENT_FAILURES:
         return Kind.TRANSIENT
     return Kind.PERMANENT
 
@@ -71,7 +81,7 @@ def for_exception(exc: BaseException) -> Failure:
     """Classify an exception from a C-FIND or C-MOVE association."""
     message = (str(exc) or type(exc).__name__).splitlines()[0]
     if isinstance(exc, AssociationRejected):
-        if exc.result == REJECTED_PERMANENT:
+        if exc.result == RejectResult.PERMANENT:
             return Failure(Kind.PERMANENT, message, "rejected_permanent")
         return Failure(Kind.TRANSIENT, message, "rejected_transient")
     if isinstance(exc, StatusError):

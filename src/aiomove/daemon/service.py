@@ -29,7 +29,7 @@ from hypercorn.config import Config as HypercornConfig
 from aiomove.daemon.config import DaemonConfig
 from aiomove.daemon.jobs import JobState
 from aiomove.daemon.metrics import Metrics
-from aiomove.daemon.worker import JobRun, Runtime
+from aiomove.daemon.worker import JobRun, Runtime, shielded_write
 from aiomove.layout import LayoutSink, staging_area
 from aiomove.log import get_logger
 from aiomove.retrieve import open_session
@@ -103,7 +103,8 @@ class Daemon:
                     workers.start_soon(self._worker, index)
                 await self.stopping.wait()
                 await self._drain()
-            with anyio.CancelScope(shield=True):
+            released = 0  # on timeout the leases expire by themselves
+            with shielded_write(self.config.store_timeout, "release"):
                 released = await self.store.release(self.rt.owner)
             log.info("daemon.stopped", released=released)
             # The HTTP server ends by itself (graceful, bounded); cancelling it would cut
@@ -185,7 +186,10 @@ async def run_daemon(
         store = await open_store(config.store)
     try:
         with staging_area(config.output) as staging:
-            sink = LayoutSink(config.output, config.parsed_layout, staging)
+            security = config.security
+            sink = LayoutSink(
+                config.output, config.parsed_layout, staging, **security.get("sink", {})
+            )
             async with open_session(
                 sink,
                 port=config.port,
@@ -196,10 +200,13 @@ async def run_daemon(
                 prefer=config.preference,
                 timeouts=config.timeouts,
                 linger=config.linger,
+                ssl_context=config.ssl_context,
+                only_moved=config.only_moved,
+                storage_options={**security.get("handler", {}), **security.get("acceptor", {})},
             ) as session:
                 rt = Runtime(config, store, session, Metrics(), config.owner)
                 await Daemon(rt).run(install_signals=install_signals)
     finally:
         if own_store:
-            with anyio.CancelScope(shield=True):
+            with shielded_write(config.store_timeout, "close"):
                 await store.close()

@@ -8,13 +8,16 @@
    per series (PS3.4 C.4.2.2.1). A peer that cannot list instances gets a STUDY-level C-MOVE.
    Other levels: one C-MOVE of the job's keys.
 3. Every association (C-FIND or C-MOVE) holds a slot of the peer's shared limit
-   (`JobStore.acquire_slot`), renewed with the job's heartbeat; received instances become
-   receipts in batches as they land.
+   (`JobStore.acquire_slot`), renewed with the job's heartbeat; a slot that could not be
+   renewed (its lease expired and another daemon took it) stops the job at once [slot.lost]
+   and reschedules it, so that the limit is never exceeded. Received instances become
+   receipts in batches as they land (file sizes stat'ed in a worker thread).
 4. Outcome: complete (every listed instance has a receipt, or the C-MOVE reported success and
    everything it counted arrived) -> succeeded; otherwise a classified failure
    (`aiomove.daemon.retry`): transient -> rescheduled with backoff, permanent -> failed.
    A job cancelled or paused (seen on the heartbeat) or lost (its lease taken over) stops at
-   once: the C-MOVE is left with C-CANCEL.
+   once: the C-MOVE is left with C-CANCEL. Store writes that must survive a stop are shielded
+   but bounded by `store_timeout` [job.store_timeout].
 
 asyncio only (the job store is SQLAlchemy async).
 """
@@ -24,8 +27,8 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +66,17 @@ RECEIPT_DELAY = 0.5
 SLOT_POLL = (0.1, 1.0)
 
 
+@contextmanager
+def shielded_write(timeout: float, write: str, **fields: object) -> Iterator[None]:
+    """A job-store write protected from cancellation (a half-done write is neither written nor
+    kept) but bounded by `timeout` (`store_timeout`): a hung database must not block a drain
+    forever. A write that takes longer is abandoned [job.store_timeout]."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout) as scope:
+        yield
+    if scope.cancelled_caught:
+        log.error("job.store_timeout", write=write, timeout=timeout, **fields)
+
+
 class JobFailed(Exception):
     """Ends a job's retrieve with a classified failure."""
 
@@ -96,7 +110,7 @@ class JobRun:
         self.rt = rt
         self.job = job
         self.peer_config: PeerConfig | None = rt.config.peers.get(job.spec.peer)
-        self.stop_reason: str | None = None  # "cancelled" | "paused" | "lost" | "shutdown"
+        self.stop_reason: str | None = None  # cancelled|paused|lost|slot_lost|shutdown
         self.done = anyio.Event()
         self._scope = anyio.CancelScope()
         self._tokens: set[str] = set()
@@ -149,7 +163,7 @@ class JobRun:
                     failure = retry.for_exception(exc)
                     log.warning("job.error", error=failure.message, exc_type=type(exc).__name__)
             tg.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
+        with shielded_write(self.rt.config.store_timeout, write="receipts"):
             await self._flush()
         if self._pending and failure is None:  # success needs every receipt recorded
             failure = retry.transient(f"{len(self._pending)} receipts not recorded", "receipts")
@@ -158,8 +172,10 @@ class JobRun:
     async def _record(self, failure: retry.Failure | None) -> None:
         store, metrics, owner = self.rt.store, self.rt.metrics, self.rt.owner
         job_id, peer = self.job.id, self.job.spec.peer
-        with anyio.CancelScope(shield=True):
-            if self.stop_reason is not None:
+        if self.stop_reason == "slot_lost":  # still our job: back to the queue, with backoff
+            failure = retry.transient("a slot of the peer's limit was lost", "slot_lost")
+        with shielded_write(self.rt.config.store_timeout, write="outcome"):
+            if self.stop_reason not in (None, "slot_lost"):
                 # cancelled/paused: the user's state stays (finish drops our lease and records
                 # the progress); lost: not ours any more; shutdown: released by the daemon
                 log.info("job.stopped", reason=self.stop_reason, received=len(self._have))
@@ -202,12 +218,19 @@ class JobRun:
                 state = await self.rt.store.heartbeat(
                     self.job.id, self.rt.owner, lease=lease, progress=self.progress
                 )
-                for token in list(self._tokens):
-                    await self.rt.store.renew_slot(token, lease=lease)
+                lost = [
+                    token
+                    for token in list(self._tokens)
+                    if not await self.rt.store.renew_slot(token, lease=lease)
+                ]
             except Exception as exc:  # the database may come back before the lease ends
                 log.warning("job.heartbeat_failed", error=str(exc))
                 continue
-            if state is None:
+            if lost and state is not None:
+                # Someone else holds the slot now: going on would exceed the peer's limit.
+                log.warning("slot.lost", slots=len(lost))
+                self.stop("slot_lost")
+            elif state is None:
                 log.warning("job.lease_lost")
                 self.stop("lost")
             elif state in (JobState.CANCELLED, JobState.PAUSED):
@@ -224,13 +247,18 @@ class JobRun:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        written = False
         try:
-            # Shielded: a batch cancelled half-way would be neither written nor kept.
-            with anyio.CancelScope(shield=True):
+            with shielded_write(self.rt.config.store_timeout, write="receipts", count=len(batch)):
+                # The receipt records the file as it is on disk (Part 10 header included):
+                # stat'ed here, in a worker thread, not on the loop before the C-STORE-RSP.
+                batch = await anyio.to_thread.run_sync(_file_sizes, batch)
                 await self.rt.store.add_receipts(batch)
-        except Exception as exc:  # kept for the next attempt; the files are on disk
-            self._pending[:0] = batch
+                written = True
+        except Exception as exc:  # the files are on disk; a receipt already there is kept
             log.warning("job.receipts_failed", error=str(exc), count=len(batch))
+        if not written:  # kept for the next attempt
+            self._pending[:0] = batch
 
     def _on_received(self, item: Received) -> None:
         """Called by the session as each instance of this job lands (before its C-STORE-RSP)."""
@@ -238,12 +266,9 @@ class JobRun:
         if item.status != 0 or item.path is None:
             self._failed += 1
             return
-        try:  # the receipt records the file as it is on disk (Part 10 header included)
-            size = os.stat(item.path).st_size
-        except OSError:
-            size = item.size
+        # The data set's size for now; _flush puts in the file's.
         self._pending.append(
-            Receipt(self.job.id, item.sop_instance_uid, item.sop_class_uid, item.path, size)
+            Receipt(self.job.id, item.sop_instance_uid, item.sop_class_uid, item.path, item.size)
         )
         self._have.add(item.sop_instance_uid)
         self._bytes += item.size
@@ -276,7 +301,8 @@ class JobRun:
         finally:
             gauge.dec()
             self._tokens.discard(token)
-            with anyio.CancelScope(shield=True):
+            # On timeout the slot's lease expires by itself.
+            with shielded_write(self.rt.config.store_timeout, write="release_slot"):
                 await self.rt.store.release_slot(token)
 
     # --- the retrieve --------------------------------------------------------------------
@@ -436,6 +462,17 @@ class JobRun:
         if not result.complete:
             message = f"incomplete: {len(result.stored_uids)} of {expected} instances received"
             raise JobFailed(retry.transient(message, "incomplete"))
+
+
+def _file_sizes(batch: list[Receipt]) -> list[Receipt]:
+    """`batch` with each receipt's size that of its file (kept when the file cannot be read)."""
+    out = []
+    for receipt in batch:
+        try:
+            out.append(replace(receipt, size=os.stat(receipt.path).st_size))
+        except OSError:
+            out.append(receipt)
+    return out
 
 
 def _existing(paths: dict[str, Path]) -> set[str]:
