@@ -42,11 +42,12 @@ from aiomove.daemon.config import DaemonConfig, PeerConfig
 from aiomove.daemon.jobs import Job, JobState, Progress, Receipt
 from aiomove.daemon.metrics import Metrics
 from aiomove.daemon.specs import identifier
-from aiomove.errors import NoAcceptedContext, StatusError
+from aiomove.errors import AssociationRejected, NoAcceptedContext, StatusError
 from aiomove.find import find_all
 from aiomove.log import get_logger
 from aiomove.movescu import Received
 from aiomove.proto import uids
+from aiomove.proto.pdu import RejectResult
 from aiomove.retrieve import RetrieveResult, RetrieveSession
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ RECEIPT_BATCH = 64
 RECEIPT_DELAY = 0.5
 #: Waiting for a slot of the shared per-PACS limit: first and longest pause (seconds).
 SLOT_POLL = (0.1, 1.0)
+#: Pauses before retrying a C-MOVE association rejected transiently (see `_move`).
+MOVE_REJECTED_DELAYS = (0.2, 0.5, 1.0)
 
 
 @contextmanager
@@ -434,11 +437,24 @@ class JobRun:
                 yield ds
 
     async def _move(self, peer: Peer, query: Dataset) -> RetrieveResult:
+        """One C-MOVE; a transient rejection right away is retried a few times within the
+        attempt: the C-FIND association just before it may still be closing at a PACS that
+        allows one association, and retrying the whole job would only race it again."""
         config = self._peer_config()
-        async with self._slot():
-            return await self.rt.session.retrieve(
-                peer, query, model=config.move_model, on_received=self._on_received
+        for delay in (*MOVE_REJECTED_DELAYS, None):
+            async with self._slot():
+                result = await self.rt.session.retrieve(
+                    peer, query, model=config.move_model, on_received=self._on_received
+                )
+            exc = result.exception
+            transient = (
+                isinstance(exc, AssociationRejected) and exc.result != RejectResult.PERMANENT
             )
+            if not transient or delay is None:
+                return result
+            log.info("job.move_rejected_retry", delay=delay, error=str(exc))
+            await anyio.sleep(delay)
+        raise AssertionError("unreachable")  # the loop always returns
 
     def _check_move(self, result: RetrieveResult) -> None:
         """A failed C-MOVE ends the job with its classified failure."""
