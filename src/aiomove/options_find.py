@@ -26,6 +26,21 @@ from aiomove.options_specs import (
 
 # --- aiomove find ----------------------------------------------------------------------------
 
+#: findscu's and echoscu's "other network options" (the same rows in both helps).
+_OTHER_NETWORK = """
+-to   --timeout         @seconds  [s]econds: integer (default: unlimited)
+  |timeout for connection requests
+-ts   --socket-timeout  @socket-seconds  [s]econds: integer (default: 60)
+  |timeout for network socket (0 for none)
+-ta   --acse-timeout    @seconds  [s]econds: integer (default: 30)|timeout for ACSE messages
+-td   --dimse-timeout   @seconds  [s]econds: integer (default: unlimited)
+  |timeout for DIMSE messages
+-pdu  --max-pdu         @pdu  [n]umber of bytes: integer (4096..131072)
+  |set max receive pdu to n bytes (default: 16384)
+.     --repeat          @repeat  [n]umber: integer|repeat n times
+.     --abort           True     abort association instead of releasing it
+"""
+
 _FINDSCU_NETWORK = """
 # network options
 [override matching keys] keys
@@ -55,17 +70,7 @@ _FINDSCU_NETWORK = """
 +cl   --compression-level  @level  [l]evel: integer (default: 6)
   |0=uncompressed, 1=fastest, 9=best compression
 [other network options] *
--to   --timeout         @seconds  [s]econds: integer (default: unlimited)
-  |timeout for connection requests
--ts   --socket-timeout  @socket-seconds  [s]econds: integer (default: 60)
-  |timeout for network socket (0 for none)
--ta   --acse-timeout    @seconds  [s]econds: integer (default: 30)|timeout for ACSE messages
--td   --dimse-timeout   @seconds  [s]econds: integer (default: unlimited)
-  |timeout for DIMSE messages
--pdu  --max-pdu         @pdu  [n]umber of bytes: integer (4096..131072)
-  |set max receive pdu to n bytes (default: 16384)
-.     --repeat          @repeat  [n]umber: integer|repeat n times
-.     --abort           True     abort association instead of releasing it
+{other}
 .     --cancel          @cancel  [n]umber: integer|cancel after n responses (default: never)
 """
 
@@ -143,7 +148,7 @@ def _findscu_tls() -> tuple[OptionSpec, ...]:
 def _findscu_options() -> tuple[OptionSpec, ...]:
     options = (
         *_general(),
-        *_table(_FINDSCU_NETWORK),
+        *_table(_FINDSCU_NETWORK.format(other=_OTHER_NETWORK.strip("\n"))),
         *_findscu_tls(),
         *_table(_FINDSCU_OUTPUT),
         *_table(_FINDSCU_EXTENSIONS),
@@ -221,17 +226,7 @@ _ECHOSCU_NETWORK = """
 -pts  --propose-ts      @propose-ts  [n]umber: integer (1..3)|propose n transfer syntaxes
 -ppc  --propose-pc      @propose-pc  [n]umber: integer (1..128)|propose n presentation contexts
 [other network options] *
--to   --timeout         @seconds  [s]econds: integer (default: unlimited)
-  |timeout for connection requests
--ts   --socket-timeout  @socket-seconds  [s]econds: integer (default: 60)
-  |timeout for network socket (0 for none)
--ta   --acse-timeout    @seconds  [s]econds: integer (default: 30)|timeout for ACSE messages
--td   --dimse-timeout   @seconds  [s]econds: integer (default: unlimited)
-  |timeout for DIMSE messages
--pdu  --max-pdu         @pdu  [n]umber of bytes: integer (4096..131072)
-  |set max receive pdu to n bytes (default: 16384)
-.     --repeat          @repeat  [n]umber: integer|repeat n times
-.     --abort           True     abort association instead of releasing it
+{other}
 """
 
 ECHOSCU = CommandSpec(
@@ -243,7 +238,7 @@ ECHOSCU = CommandSpec(
     ),
     options=(
         *_general(),
-        *_table(_ECHOSCU_NETWORK),
+        *_table(_ECHOSCU_NETWORK.format(other=_OTHER_NETWORK.strip("\n"))),
         *_findscu_tls(),
         *_table("# aiomove extensions\n[] *\n.  --log-json  True  log as JSON lines"),
     ),
