@@ -18,7 +18,8 @@
 
 Exit codes (movescu's where they apply, `cli_move.exit_code_for_move`): 0 every study
 complete; 68 a study incomplete, not found or with warnings; 69 a failure; 61 when every
-failure was an association problem; 1 bad options; 45/40 bad `-od`; 60 port in use; 130
+failure was an association problem; 40 an instance could not be written (disk full); 1 bad
+options; 45/40 bad `-od`; 60 port in use; 130
 interrupted (the moves are cancelled with C-CANCEL, complete files kept).
 """
 
@@ -43,6 +44,7 @@ from pydicom import Dataset
 from aiomove.association import Peer, Timeouts
 from aiomove.cli_move import (
     EXIT_CANNOT_CREATE_TLS_LAYER,
+    EXIT_CANNOT_WRITE_OUTPUT_FILE,
     EXIT_CMOVE_ERROR,
     EXIT_CMOVE_WARNING,
     EXIT_OK,
@@ -65,7 +67,7 @@ from aiomove.proto import uids
 from aiomove.query import Model, QueryError, build_identifier
 from aiomove.retrieve import RetrieveResult, RetrieveSession, open_session
 from aiomove.runner import run_async
-from aiomove.storage import StoreRequest, StoreResult
+from aiomove.storage import OUT_OF_RESOURCES, StoreRequest, StoreResult
 from aiomove.tls import TlsError
 from aiomove.transfer import PREFER, Prefer
 
@@ -247,6 +249,8 @@ class Outcome:
             return EXIT_INTERRUPTED
         if self.code != EXIT_OK:
             return self.code
+        if self.unwritten():  # our disk refused instances: it outranks the source's status
+            return EXIT_CANNOT_WRITE_OUTPUT_FILE
         failures = [s.code or EXIT_CMOVE_ERROR for s in self.studies if s.state == "failed"]
         failures += [u["code"] for u in self.unresolved if u["code"] != EXIT_OK]
         if failures:
@@ -254,6 +258,15 @@ class Outcome:
         if self.unresolved or any(s.state not in ("complete", "skipped") for s in self.studies):
             return EXIT_CMOVE_WARNING
         return EXIT_OK
+
+    def unwritten(self) -> int:
+        """Instances our Storage SCP refused with 0xA700 (disk full or failing)."""
+        return sum(
+            r.status == OUT_OF_RESOURCES
+            for s in self.studies
+            for m in s.moves
+            for r in m.result.received
+        )
 
     def to_json(self, settings: Settings) -> dict[str, Any]:
         received = [r for s in self.studies for m in s.moves for r in m.result.received]
@@ -640,6 +653,9 @@ def _write_report(path: str | None, outcome: Outcome, settings: Settings) -> Non
 
 def summary(outcome: Outcome) -> str:
     """One line: how many studies are not complete, and the first error seen."""
+    unwritten = outcome.unwritten()
+    if unwritten:
+        return f"cannot write output file: {unwritten} instance(s) refused with 0xA700"
     bad = [s for s in outcome.studies if s.state not in ("complete", "skipped")]
     errors = [u["error"] for u in outcome.unresolved if u["error"]]
     errors += [s.error for s in bad if s.error]

@@ -281,6 +281,36 @@ def test_move_to_a_full_disk_exits_40(tmp_path: Path) -> None:
     assert request["failed"] == statuses.count(0xA700)  # the source counted our refusals
 
 
+def test_retrieve_to_a_full_disk_exits_40(tmp_path: Path) -> None:
+    """`aiomove retrieve` as `move`: instances refused 0xA700 for lack of space make the run
+    exit 40 with one reason line; every file left in the layout is complete."""
+    big = make_study(
+        tmp_path / "big", patient_id="BIG", n_series=1, n_instances=5, rows=512, cols=512
+    )
+    port = free_port()
+    with (
+        tmpfs(tmp_path / "disk", "1m") as disk,
+        dcmqrscp(tmp_path, big.files, peers={"MOVESCU": (HOST, port)}) as source,
+    ):
+        done = run(
+            *AIOMOVE,
+            "retrieve",
+            *("-aet", "MOVESCU", "-aec", source.ae_title, "+P", str(port), "-od", disk),
+            *("--min-free-space", "0", "--linger", "1", "--report", "r.json"),
+            *("-k", f"StudyInstanceUID={big.study_uid}", source.host, str(source.port)),
+            cwd=tmp_path,
+        )
+        placed = [f for f in Path(disk).rglob("*") if f.is_file()]
+        for f in placed:
+            assert pydicom.dcmread(f).StudyInstanceUID == big.study_uid  # complete files only
+    assert done.returncode == 40, done.stderr
+    reason = [line for line in done.stderr.splitlines() if line.startswith("aiomove retrieve:")]
+    assert len(reason) == 1, done.stderr
+    assert "cannot write output file" in reason[0]
+    assert all(not f.name.startswith(".") for f in placed), placed  # no partial file
+    assert len(placed) < 5
+
+
 # --- aiomove retrieve ------------------------------------------------------------------------
 
 
