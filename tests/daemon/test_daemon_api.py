@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aiomove.daemon.api import create_app
-from aiomove.daemon.config import DaemonConfig, PeerConfig
+from aiomove.daemon.config import DaemonConfig, PeerConfig, load_config
 from aiomove.daemon.jobs import JobState
 from aiomove.daemon.metrics import Metrics
 from aiomove.daemon.openapi import openapi
@@ -209,3 +210,28 @@ async def test_job_ids_outside_bigint_are_404(client: httpx.AsyncClient, job_id:
         assert answer.json() == {"error": "no such job"}
     largest = await client.get(f"/jobs/{(1 << 63) - 1}")  # in range, no such job
     assert largest.status_code == 404
+
+
+async def test_api_token_guards_every_route_but_health(store: JobStore, tmp_path: Path) -> None:
+    """With `api_token` (here from AIOMOVE_API_TOKEN, as a deployment sets it), requests
+    without the bearer token get 401 and change nothing; /health stays open for probes."""
+    environ = {"AIOMOVE_API_TOKEN": "s3cret", "AIOMOVE_STORE": "unused"}
+    config = replace(
+        load_config(None, environ=environ, overrides={"output": str(tmp_path)}),
+        peers={"MAIN": PeerConfig("MAIN", "127.0.0.1", 104, "PACS")},
+    )
+    assert config.api_token == "s3cret"
+    app = create_app(store, config, Metrics())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://daemon"
+    ) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            refused = await http.post("/jobs", json=study(), headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert (await http.get("/metrics", headers=headers)).status_code == 401
+        assert await store.list() == []  # nothing was submitted
+        assert (await http.get("/health")).status_code == 200
+        good = {"Authorization": "Bearer s3cret"}
+        assert (await http.post("/jobs", json=study(), headers=good)).status_code == 201
+        assert (await http.get("/jobs", headers=good)).status_code == 200

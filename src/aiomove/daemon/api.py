@@ -10,19 +10,23 @@
     GET  /openapi.json               the OpenAPI 3.1 description (`aiomove.daemon.openapi`)
 
 Errors are `{"error": "..."}` with 400 (bad input), 404 (no such job) or 409 (the job is not in
-a state that allows the action). asyncio only.
+a state that allows the action). With `api_token` set, every route but /health needs
+`Authorization: Bearer <token>` (401 otherwise). asyncio only.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aiomove.daemon.config import DaemonConfig
 from aiomove.daemon.jobs import Job, JobSpec, JobState
@@ -226,14 +230,40 @@ def create_app(
         Route("/metrics", scrape, methods=["GET"]),
         Route("/openapi.json", describe, methods=["GET"]),
     ]
+    middleware = [Middleware(BearerAuth, token=config.api_token)] if config.api_token else []
     return Starlette(
         routes=routes,
+        middleware=middleware,
         exception_handlers={
             _BadRequest: bad_request,
             _TooLarge: too_large,
             _NoSuchJob: no_such_job,
         },
     )
+
+
+class BearerAuth:
+    """`Authorization: Bearer <token>` on every route but /health (container health checks)."""
+
+    OPEN = frozenset({"/health"})
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.OPEN:
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):  # constant time
+                log.warning("api.unauthorized", path=scope["path"])
+                answer = JSONResponse(
+                    {"error": "missing or wrong bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _job_id(request: Request) -> int:

@@ -130,6 +130,7 @@ class DaemonConfig:
     port: int = 11112
     http_host: str = "127.0.0.1"
     http_port: int = 8080  # 0: no HTTP API
+    api_token: str = ""  # "": no authentication; else every route but /health needs it
     layout: str = DEFAULT_LAYOUT
     workers: int = 4  # jobs run at once by this process
     worker_id: str = ""  # lease owner; "" = "<ae_title>@<hostname>"

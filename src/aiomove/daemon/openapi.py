@@ -220,5 +220,9 @@ def openapi() -> dict[str, Any]:
             "description": "Durable DICOM retrieve jobs (C-MOVE into this daemon's Storage SCP).",
         },
         "paths": paths,
-        "components": {"schemas": _SCHEMAS},
+        "components": {
+            "schemas": _SCHEMAS,
+            # Required only when the daemon's api_token is set (every route but /health).
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }
