@@ -45,10 +45,12 @@ from aiomove.proto.pdu import (
     AAssociateRQ,
     AbortReason,
     AbortSource,
-    PresentationContextAC,
-    PresentationContextRQ,
 )
 from aiomove.proto.status import StatusCategory, category
+from tests.proto.test_connection import AC as AC
+from tests.proto.test_connection import CT_IMAGE as CT_IMAGE
+from tests.proto.test_connection import IMPLICIT_LE as IMPLICIT_LE
+from tests.proto.test_connection import RQ as RQ
 
 _HEADER_SIZE = 6
 
@@ -165,27 +167,7 @@ def framer_target(data: bytes) -> None:
 
 # --- connection (PS3.8 state machine) ------------------------------------------------------
 
-VERIFICATION = "1.2.840.10008.1.1"
-CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-
-RQ = AAssociateRQ(
-    called_ae_title="STORE-SCP",
-    calling_ae_title="AIOMOVE",
-    presentation_contexts=(
-        PresentationContextRQ(1, VERIFICATION, (IMPLICIT_LE,)),
-        PresentationContextRQ(3, CT_IMAGE, (EXPLICIT_LE, IMPLICIT_LE)),
-    ),
-)
-AC = AAssociateAC(
-    called_ae_title="STORE-SCP",
-    calling_ae_title="AIOMOVE",
-    presentation_contexts=(
-        PresentationContextAC(1, 0, IMPLICIT_LE),
-        PresentationContextAC(3, 3, ""),
-    ),
-)
+# The association both ends agree on: the protocol tests' own RQ/AC (tests/proto).
 MAX_PDU = 16384
 
 
